@@ -1,0 +1,141 @@
+"""Chapter 1: the chat protocol on FastAPI, served by uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+
+import uvicorn
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from chatcore.handshake import Refusal, check_handshake
+from chatcore.logs import setup_logging
+from chatcore.metrics import render
+from chatcore.protocol import BINARY_FRAME, closed_by_peer
+from chatcore.session import CLOSE_TIMEOUT, Hub, Session
+from chatcore.settings import Settings
+from chatcore.web import CLIENT_DIR, INDEX_HTML, grant_token, health
+
+IMPL = "fastapi"
+logger = logging.getLogger("chat")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    hub = Hub(settings)
+    app = FastAPI(title="Chat, chapter 1: FastAPI")
+    app.state.hub = hub
+
+    @app.get("/")
+    async def index() -> FileResponse:
+        return FileResponse(INDEX_HTML)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return health(IMPL)
+
+    @app.get("/api/token")
+    async def token(user: str | None = None) -> JSONResponse:
+        grant = grant_token(user, settings)
+        response = JSONResponse(grant.body, status_code=grant.status)
+        if grant.cookie_value is not None:
+            response.set_cookie(
+                grant.cookie_name, grant.cookie_value, max_age=grant.max_age, httponly=True, samesite="strict"
+            )
+        return response
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        body, content_type = render()
+        return Response(body, media_type=content_type)
+
+    @app.websocket("/ws/chat/{room}")
+    async def chat(websocket: WebSocket, room: str) -> None:
+        try:
+            handshake = check_handshake(
+                settings,
+                room=room,
+                query=websocket.query_params,
+                cookies=websocket.cookies,
+                origin=websocket.headers.get("origin"),
+                port=websocket.scope["server"][1],
+            )
+        except Refusal as refusal:
+            logger.info("Refused /ws/chat/%s: %s", room[:64], refusal)
+            await websocket.close()  # before accept: uvicorn answers HTTP 403
+            return
+        await websocket.accept()
+        session = await hub.connect(handshake)
+        try:
+            close = await session.run(read_frames(websocket, session), write_frames(websocket, session))
+        finally:
+            await hub.disconnect(session)
+        if close.send:
+            with contextlib.suppress(WebSocketDisconnect, TimeoutError):
+                # Waits while the socket's buffer is full (a slow consumer): bounded.
+                await asyncio.wait_for(websocket.close(close.code, close.reason), CLOSE_TIMEOUT)
+
+    app.mount("/client", StaticFiles(directory=CLIENT_DIR), name="client")
+    return app
+
+
+async def read_frames(websocket: WebSocket, session: Session) -> None:
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            session.close(closed_by_peer(message.get("code")))
+            return
+        if message.get("text") is not None:
+            await session.receive(message["text"])
+        else:
+            session.close(BINARY_FRAME)
+            return
+
+
+async def write_frames(websocket: WebSocket, session: Session) -> None:
+    try:
+        while True:
+            await websocket.send_text(await session.next_frame())
+    except WebSocketDisconnect:
+        session.close(closed_by_peer(1006))
+
+
+class ChatServer(uvicorn.Server):
+    """uvicorn that closes chat connections with 1001 (SPEC.md §14) before its own shutdown sends 1012."""
+
+    def __init__(self, config: uvicorn.Config, hub: Hub) -> None:
+        super().__init__(config)
+        self.hub = hub
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()  # stop accepting first
+        await self.hub.shutdown()
+        await super().shutdown(sockets)
+
+
+def main() -> None:
+    settings = Settings.from_env(default_port=8001)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,
+        log_level=settings.log_level,
+        # Limits
+        ws_max_size=settings.max_message_bytes,
+        # Timeouts
+        ws_ping_interval=None,  # the protocol's own heartbeat replaces protocol-level pings (SPEC.md §11)
+        timeout_graceful_shutdown=2,
+    )
+    setup_logging(settings, "uvicorn.error", "uvicorn.access")
+    ChatServer(config, app.state.hub).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Room state behind one small interface: seq, history, idempotency and presence (SPEC.md §7–§10).
+
+``create_backend`` picks the implementation from the settings, the way encode/broadcaster picks one
+from a URL. The in-memory backend is the default; a Redis one can sit beside it with the same methods.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from chatcore.protocol import message_frame
+from chatcore.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A committed message: its seq and its ``chat.message`` frame, encoded once for every recipient."""
+
+    seq: int
+    frame: str
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    seq: int
+    message: Message | None  # None: the id was a retry, acknowledge it again but broadcast nothing
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What a connecting client is told: the room's epoch and latest seq, and the messages to replay."""
+
+    epoch: str
+    seq: int
+    resumed: bool
+    messages: list[Message]
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChange:
+    members: list[str]  # sorted
+    changed: bool  # a user's first connection opened, or its last one closed
+
+
+class Backend(Protocol):
+    async def publish(self, room: str, user: str, msg_id: str, text: str) -> Published: ...
+
+    async def snapshot(self, room: str, since: int | None, epoch: str | None) -> Snapshot: ...
+
+    async def join(self, room: str, user: str) -> PresenceChange: ...
+
+    async def leave(self, room: str, user: str) -> PresenceChange: ...
+
+
+@dataclass(slots=True)
+class MemoryRoom:
+    epoch: str = field(default_factory=lambda: secrets.token_hex(8))
+    seq: int = 0
+    history: deque[tuple[Message, str, str]] = field(default_factory=deque)  # (message, user, id)
+    ids: dict[tuple[str, str], int] = field(default_factory=dict)  # (user, id) -> seq, for retained messages
+    connections: Counter[str] = field(default_factory=Counter)  # user -> open connections
+
+
+class MemoryBackend:
+    """One process's rooms, kept for the life of the process. Every method runs without awaiting anything,
+    so each one is atomic with respect to every other connection on the event loop."""
+
+    def __init__(self, history_size: int) -> None:
+        self.history_size = history_size
+        self.rooms: dict[str, MemoryRoom] = {}
+
+    def _room(self, name: str) -> MemoryRoom:
+        room = self.rooms.get(name)
+        if room is None:
+            room = self.rooms[name] = MemoryRoom()
+        return room
+
+    async def publish(self, room: str, user: str, msg_id: str, text: str) -> Published:
+        state = self._room(room)
+        seq = state.ids.get((user, msg_id))
+        if seq is not None:
+            return Published(seq, None)
+        state.seq += 1
+        frame = message_frame(seq=state.seq, id=msg_id, user=user, text=text, ts=int(time.time() * 1000))
+        message = Message(state.seq, frame)
+        state.history.append((message, user, msg_id))
+        state.ids[(user, msg_id)] = state.seq
+        if len(state.history) > self.history_size:
+            old, old_user, old_id = state.history.popleft()
+            if state.ids.get((old_user, old_id)) == old.seq:
+                del state.ids[(old_user, old_id)]
+        return Published(state.seq, message)
+
+    async def snapshot(self, room: str, since: int | None, epoch: str | None) -> Snapshot:
+        state = self._room(room)
+        if since is None:
+            return Snapshot(state.epoch, state.seq, False, [])
+        first = state.history[0][0].seq if state.history else state.seq + 1
+        resumed = epoch == state.epoch and first - 1 <= since <= state.seq
+        start = since if resumed else 0
+        messages = [message for message, _, _ in state.history if message.seq > start]
+        return Snapshot(state.epoch, state.seq, resumed, messages)
+
+    async def join(self, room: str, user: str) -> PresenceChange:
+        state = self._room(room)
+        state.connections[user] += 1
+        return PresenceChange(sorted(state.connections), state.connections[user] == 1)
+
+    async def leave(self, room: str, user: str) -> PresenceChange:
+        state = self._room(room)
+        state.connections[user] -= 1
+        last = state.connections[user] <= 0
+        if last:
+            del state.connections[user]
+        return PresenceChange(sorted(state.connections), last)
+
+
+def create_backend(settings: Settings) -> Backend:
+    if settings.redis_url:
+        raise ValueError(
+            "CHAT_REDIS_URL is set, but this version has only the in-memory backend: unset CHAT_REDIS_URL."
+        )
+    return MemoryBackend(settings.history_size)

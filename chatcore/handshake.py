@@ -1,0 +1,54 @@
+"""Who may open a chat WebSocket: origin, room name, token and resume point (SPEC.md §4)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from chatcore.protocol import valid_room
+from chatcore.settings import Settings
+from chatcore.tokens import verify_token
+
+COOKIE_NAME = "chat_token"
+
+
+class Refusal(Exception):
+    """The handshake is refused with HTTP 403. The message is for the server log, never for the client."""
+
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    user: str
+    room: str
+    since: int | None
+    epoch: str | None
+
+
+def check_handshake(
+    settings: Settings,
+    *,
+    room: str,
+    query: Mapping[str, str],
+    cookies: Mapping[str, str],
+    origin: str | None,
+    port: int,
+) -> Handshake:
+    """Accept the handshake or raise ``Refusal`` saying why."""
+    if origin is not None and origin not in settings.origins_for(port):
+        raise Refusal(f"Origin {origin[:100]!r} is not allowed; set CHAT_ALLOWED_ORIGINS to allow it.")
+    if not valid_room(room):
+        raise Refusal("Room names are 1-64 characters of A-Z a-z 0-9 _ -.")
+    token = query.get("token") or cookies.get(COOKIE_NAME)
+    if not token:
+        raise Refusal(f'No token: pass "?token=" or the "{COOKIE_NAME}" cookie from /api/token.')
+    user = verify_token(token, settings)
+    if user is None:
+        raise Refusal("The token is invalid or expired; get a new one from /api/token.")
+    raw_since = query.get("since")
+    since = None
+    if raw_since is not None:
+        if not (raw_since.isascii() and raw_since.isdigit() and len(raw_since) <= 18):
+            raise Refusal('"since" must be a non-negative integer.')
+        since = int(raw_since)
+    epoch = query.get("epoch") or None
+    return Handshake(user=user, room=room, since=since, epoch=epoch)

@@ -1,0 +1,251 @@
+"""Connections and rooms of one process: what each chapter's glue calls (SPEC.md §6–§14).
+
+A chapter accepts the WebSocket, then::
+
+    session = await hub.connect(handshake)
+    try:
+        close = await session.run(read_frames(...), write_frames(...))
+    finally:
+        await hub.disconnect(session)
+    # send `close` to the client unless the client ended the connection itself
+
+``read_frames`` passes each text frame to ``session.receive``; ``write_frames`` sends whatever
+``session.next_frame`` returns. Everything else (seq, ack, history, presence, limits, heartbeat) is here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Coroutine
+from typing import Any
+
+from chatcore.backend import Backend, create_backend
+from chatcore.handshake import Handshake
+from chatcore.metrics import CONNECTIONS, DISCONNECTS, MESSAGES_DELIVERED, MESSAGES_RECEIVED
+from chatcore.protocol import (
+    GOING_AWAY,
+    HEARTBEAT_TIMEOUT,
+    INTERNAL_ERROR,
+    PING_FRAME,
+    PONG_FRAME,
+    RATE_LIMITED,
+    SLOW_CONSUMER,
+    ChatMessage,
+    Close,
+    Ping,
+    Pong,
+    ProtocolError,
+    ack_frame,
+    closed_by_peer,
+    error_frame,
+    parse_client_frame,
+    presence_frame,
+    welcome_frame,
+)
+from chatcore.ratelimit import TokenBucket
+from chatcore.settings import Settings
+
+logger = logging.getLogger("chat")
+
+# Limits
+RATE_LIMIT_STRIKES = 50  # consecutive rate-limited frames before close 1008
+# Timeouts
+CLOSE_TIMEOUT = 5.0  # how long a server-side close may wait for the socket to accept the close frame
+SHUTDOWN_TIMEOUT = 2.0  # how long shutdown waits for every connection to be closed with 1001
+
+
+class Session:
+    """One client connection: its outbound queue, rate limit, heartbeat clock, and why it ended."""
+
+    def __init__(self, hub: Hub, user: str, room: str) -> None:
+        self.hub = hub
+        self.user = user
+        self.room = room
+        settings = hub.settings
+        self.settings = settings
+        loop = asyncio.get_running_loop()
+        self.clock = loop.time
+        # Frames to send, as (seq, frame): seq > 0 for chat.message frames, 0 for everything else.
+        self.backlog: deque[tuple[int, str]] = deque()  # welcome and replay: sent first, not bounded
+        self.outbox: asyncio.Queue[tuple[int, str]] = asyncio.Queue(settings.send_queue)
+        self.last_seq = 0  # the seq of the last chat.message handed to the socket
+        self.bucket = TokenBucket(settings.rate_limit, settings.rate_burst, self.clock)
+        self.strikes = 0
+        self.last_seen = self.clock()
+        self.ended: asyncio.Future[Close] = loop.create_future()  # set once: why the connection ends
+        self.done: asyncio.Future[None] = loop.create_future()  # set by Hub.disconnect
+
+    # Outbound
+
+    def send(self, frame: str, seq: int = 0) -> None:
+        """Queue a frame for the writer. A full queue means the client is not reading: close it with 4001."""
+        if self.ended.done():
+            return
+        try:
+            self.outbox.put_nowait((seq, frame))
+        except asyncio.QueueFull:
+            self.close(SLOW_CONSUMER)
+
+    async def next_frame(self) -> str:
+        """The next frame to write to the socket, in protocol order, each chat.message once."""
+        while True:
+            seq, frame = self.backlog.popleft() if self.backlog else await self.outbox.get()
+            if seq:
+                if seq <= self.last_seq:
+                    continue  # already sent: the replay and the live stream overlap at the boundary
+                self.last_seq = seq
+                MESSAGES_DELIVERED.inc()
+            return frame
+
+    # Inbound
+
+    async def receive(self, text: str) -> None:
+        """Handle one text frame from the client."""
+        self.last_seen = self.clock()
+        try:
+            frame = parse_client_frame(text)
+        except ProtocolError as exc:
+            if self._within_rate(exc.id):
+                self.send(error_frame(code=exc.code, detail=exc.detail, id=exc.id))
+            return
+        if isinstance(frame, Pong):
+            return  # answers our ping; last_seen is all it changes
+        if not self._within_rate(frame.id if isinstance(frame, ChatMessage) else None):
+            return
+        if isinstance(frame, Ping):
+            self.send(PONG_FRAME)
+        else:
+            await self.hub.publish(self, frame)
+
+    def _within_rate(self, msg_id: str | None) -> bool:
+        if self.bucket.take():
+            self.strikes = 0
+            return True
+        self.strikes += 1
+        if self.strikes >= RATE_LIMIT_STRIKES:
+            self.close(RATE_LIMITED)
+        else:
+            detail = f"More than {self.settings.rate_limit:g} frames/s: this frame was dropped, slow down."
+            self.send(error_frame(code="rate_limited", detail=detail, id=msg_id))
+        return False
+
+    async def heartbeat(self) -> None:
+        """Send a ping every interval; close with 4000 when the client has been silent too long."""
+        interval, timeout = self.settings.heartbeat_interval, self.settings.heartbeat_timeout
+        next_ping = self.clock() + interval
+        while True:
+            now = self.clock()
+            deadline = self.last_seen + timeout
+            if now >= deadline:
+                self.close(HEARTBEAT_TIMEOUT)
+                return
+            if now >= next_ping:
+                self.send(PING_FRAME)
+                next_ping = now + interval
+            await asyncio.sleep(min(next_ping, deadline) - now)
+
+    # Lifecycle
+
+    def close(self, close: Close) -> None:
+        """End the connection (the first reason wins); ``run`` returns it."""
+        if not self.ended.done():
+            self.ended.set_result(close)
+
+    async def run(self, reader: Coroutine[Any, Any, None], writer: Coroutine[Any, Any, None]) -> Close:
+        """Run the glue's reader and writer beside the heartbeat until one of them ends the connection.
+
+        The reader returns (or calls ``close(closed_by_peer(code))``) when the client goes away; the
+        writer runs until cancelled. Returns why the connection ended.
+        """
+        tasks = [asyncio.create_task(reader), asyncio.create_task(writer), asyncio.create_task(self.heartbeat())]
+        try:
+            await asyncio.wait([*tasks, self.ended], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in tasks:
+            if not task.cancelled() and task.exception() is not None:
+                logger.error("Connection of %r to %r failed", self.user, self.room, exc_info=task.exception())
+                self.close(INTERNAL_ERROR)
+        self.close(closed_by_peer(None))  # a reader that returned without saying why: the peer is gone
+        return self.ended.result()
+
+
+class Hub:
+    """Every connection of this process, by room: connect, publish and fan out, disconnect, shut down."""
+
+    def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
+        self.settings = settings
+        self.backend = backend if backend is not None else create_backend(settings)
+        self.rooms: dict[str, set[Session]] = {}
+        self.shutting_down = False
+
+    async def connect(self, handshake: Handshake) -> Session:
+        """Join the room: queue the welcome and the replay, tell the others if this user just arrived."""
+        session = Session(self, handshake.user, handshake.room)
+        room = self.rooms.setdefault(handshake.room, set())
+        room.add(session)  # subscribe before the snapshot: nothing committed meanwhile is missed
+        CONNECTIONS.inc()
+        snapshot = await self.backend.snapshot(handshake.room, handshake.since, handshake.epoch)
+        presence = await self.backend.join(handshake.room, handshake.user)
+        welcome = welcome_frame(
+            user=handshake.user,
+            room=handshake.room,
+            members=presence.members,
+            seq=snapshot.seq,
+            epoch=snapshot.epoch,
+            resumed=snapshot.resumed,
+            heartbeat=self.settings.heartbeat_interval,
+        )
+        session.backlog.append((0, welcome))
+        session.backlog.extend((message.seq, message.frame) for message in snapshot.messages)
+        # Live messages up to the snapshot's seq were either replayed or predate the welcome.
+        session.last_seq = snapshot.messages[0].seq - 1 if snapshot.messages else snapshot.seq
+        if presence.changed:
+            frame = presence_frame("join", user=handshake.user, members=presence.members)
+            self.fan_out(handshake.room, frame, skip=session)
+        if self.shutting_down:
+            session.close(GOING_AWAY)
+        return session
+
+    async def publish(self, session: Session, message: ChatMessage) -> None:
+        """Commit a message, send it to every member of the room (sender included), acknowledge it."""
+        MESSAGES_RECEIVED.inc()
+        published = await self.backend.publish(session.room, session.user, message.id, message.text)
+        if published.message is not None:
+            self.fan_out(session.room, published.message.frame, seq=published.seq)
+        session.send(ack_frame(id=message.id, seq=published.seq))
+
+    def fan_out(self, room: str, frame: str, *, seq: int = 0, skip: Session | None = None) -> None:
+        for session in self.rooms.get(room, ()):
+            if session is not skip:
+                session.send(frame, seq)
+
+    async def disconnect(self, session: Session) -> None:
+        """Leave the room; tell the others if that was the user's last connection."""
+        session.close(closed_by_peer(None))  # no-op if the reason is already known
+        room = self.rooms.get(session.room)
+        if room is not None:
+            room.discard(session)
+            if not room:
+                del self.rooms[session.room]
+        try:
+            presence = await self.backend.leave(session.room, session.user)
+            if presence.changed:
+                self.fan_out(session.room, presence_frame("leave", user=session.user, members=presence.members))
+        finally:
+            CONNECTIONS.dec()
+            DISCONNECTS.labels(session.ended.result().label).inc()
+            session.done.set_result(None)
+
+    async def shutdown(self) -> None:
+        """Close every connection with 1001 and wait (bounded) until each has left its room."""
+        self.shutting_down = True
+        sessions = [session for room in self.rooms.values() for session in room]
+        for session in sessions:
+            session.close(GOING_AWAY)
+        if sessions:
+            await asyncio.wait([session.done for session in sessions], timeout=SHUTDOWN_TIMEOUT)

@@ -1,0 +1,79 @@
+"""Settings from ``CHAT_*`` environment variables, identical for every implementation."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEV_SECRET = "dev-secret-change-me-dev-secret-change-me"  # 32+ bytes: HS256 wants a key that long
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # Network
+    host: str = "127.0.0.1"
+    port: int = 8001
+    allowed_origins: frozenset[str] = frozenset()  # empty: the server's own localhost origins
+    # Tokens
+    secret: str = DEV_SECRET
+    token_ttl: int = 3600
+    # History
+    history_size: int = 500
+    # Timeouts
+    heartbeat_interval: float = 20.0
+    heartbeat_timeout: float = 40.0
+    # Limits
+    max_message_bytes: int = 65536
+    rate_limit: float = 10.0
+    rate_burst: int = 20
+    send_queue: int = 256
+    # Backend
+    redis_url: str = ""
+    # Logging
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, *, default_port: int, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every ``CHAT_*`` variable; a malformed value stops start-up with a message naming it."""
+        env = os.environ if environ is None else environ
+        interval = _number(env, "CHAT_HEARTBEAT_INTERVAL", 20.0, minimum=0.01)
+        rate = _number(env, "CHAT_RATE_LIMIT", 10.0, minimum=0.001)
+        secret = env.get("CHAT_SECRET", "") or DEV_SECRET
+        origins = frozenset(o.strip() for o in env.get("CHAT_ALLOWED_ORIGINS", "").split(",") if o.strip())
+        return cls(
+            host=env.get("CHAT_HOST", "127.0.0.1"),
+            port=int(_number(env, "CHAT_PORT", default_port, minimum=0, integer=True)),
+            allowed_origins=origins,
+            secret=secret,
+            token_ttl=int(_number(env, "CHAT_TOKEN_TTL", 3600, minimum=1, integer=True)),
+            history_size=int(_number(env, "CHAT_HISTORY_SIZE", 500, minimum=1, integer=True)),
+            heartbeat_interval=interval,
+            heartbeat_timeout=_number(env, "CHAT_HEARTBEAT_TIMEOUT", 2 * interval, minimum=0.01),
+            max_message_bytes=int(_number(env, "CHAT_MAX_MESSAGE_BYTES", 65536, minimum=256, integer=True)),
+            rate_limit=rate,
+            rate_burst=int(_number(env, "CHAT_RATE_BURST", max(1, round(2 * rate)), minimum=1, integer=True)),
+            send_queue=int(_number(env, "CHAT_SEND_QUEUE", 256, minimum=1, integer=True)),
+            redis_url=env.get("CHAT_REDIS_URL", ""),
+            log_level=env.get("CHAT_LOG_LEVEL", "info").lower(),
+        )
+
+    def origins_for(self, port: int) -> frozenset[str]:
+        """Origins allowed for a server listening on ``port``."""
+        if self.allowed_origins:
+            return self.allowed_origins
+        return frozenset({f"http://localhost:{port}", f"http://127.0.0.1:{port}"})
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float, integer: bool = False) -> float:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        kind = "an integer" if integer else "a number"
+        raise ValueError(f"{name} must be {kind}, got {raw!r}.") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {raw!r}.")
+    return value

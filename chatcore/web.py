@@ -1,0 +1,38 @@
+"""The HTTP side of the protocol, framework-free: token grants, health, the client's files (SPEC.md §2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from chatcore.handshake import COOKIE_NAME
+from chatcore.protocol import valid_user
+from chatcore.settings import Settings
+from chatcore.tokens import issue_token
+
+CLIENT_DIR = Path(__file__).resolve().parent.parent / "shared_client"
+INDEX_HTML = CLIENT_DIR / "index.html"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenGrant:
+    """``GET /api/token``: the JSON body, and the cookie to set when the user name was valid."""
+
+    status: int
+    body: dict[str, object]
+    cookie_name: str = COOKIE_NAME
+    cookie_value: str | None = None
+    max_age: int = 0
+
+
+def grant_token(user: str | None, settings: Settings) -> TokenGrant:
+    if user is None or not valid_user(user):
+        detail = '"user" must be 1-32 characters of A-Z a-z 0-9 _ . - (e.g. /api/token?user=alice).'
+        return TokenGrant(400, {"error": "invalid_user", "detail": detail})
+    token = issue_token(user, settings)
+    body: dict[str, object] = {"user": user, "token": token, "expires_in": settings.token_ttl}
+    return TokenGrant(200, body, cookie_value=token, max_age=settings.token_ttl)
+
+
+def health(impl: str) -> dict[str, str]:
+    return {"status": "ok", "impl": impl}
