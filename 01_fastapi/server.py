@@ -117,6 +117,16 @@ class ChatServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+class ClientFaultsWithoutTraceback(logging.Filter):
+    """uvicorn logs a client's invalid UTF-8 with a traceback; it is the client's fault: one line is enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.getMessage() == "Invalid UTF-8 sequence received from client.":
+            record.exc_info = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 def main() -> None:
     settings = Settings.from_env(default_port=8001)
     app = create_app(settings)
@@ -134,7 +144,9 @@ def main() -> None:
         timeout_graceful_shutdown=2,
     )
     setup_logging(settings, "uvicorn.error", "uvicorn.access")
-    ChatServer(config, app.state.hub).run()
+    logging.getLogger("uvicorn.error").addFilter(ClientFaultsWithoutTraceback())
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl+C after its clean shutdown
+        ChatServer(config, app.state.hub).run()
 
 
 if __name__ == "__main__":

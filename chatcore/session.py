@@ -118,6 +118,9 @@ class Session:
             self.send(PONG_FRAME)
         else:
             await self.hub.publish(self, frame)
+            # Let the writers run before the next frame: a server can hand us a whole TCP read of frames
+            # at once, and the send queues must measure whether clients read, not how we schedule.
+            await asyncio.sleep(0)
 
     def _within_rate(self, msg_id: str | None) -> bool:
         if self.bucket.take():

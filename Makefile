@@ -1,0 +1,63 @@
+# One chat protocol, three implementations. `make help` lists what you can do.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.PHONY: help install run run-fastapi test test-running lint format clean
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
+IMPL ?=
+PORT ?=
+PYTEST_ARGS ?=
+# Debian packages the course needs on the machine: installed by `make install` when missing.
+APT_PACKAGES :=
+
+help: ## Show this help
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
+	@echo
+	@echo "  Variables: IMPL=fastapi (test one implementation), PORT=9000 (run on another port),"
+	@echo "             CHAT_SERVER_URL=http://host:port (test-running), any CHAT_* setting (see SPEC.md §16)."
+
+install: $(STAMP) ## Create .venv with the pinned Python packages (and Debian packages when missing)
+
+$(STAMP): requirements.txt pyproject.toml
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s "$$p" >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:$$missing"; \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@# Make `import chatcore` work from every chapter, script and test without packaging the repo.
+	$(PY) -c 'import pathlib, site; pathlib.Path(site.getsitepackages()[0], "chatcourse.pth").write_text("$(CURDIR)\n")'
+	touch $@
+
+run: run-fastapi ## Run chapter 1 (FastAPI) on http://127.0.0.1:8001
+
+run-fastapi: install ## Chapter 1: FastAPI + uvicorn on 127.0.0.1:8001 (PORT= overrides)
+	CHAT_PORT=$(or $(PORT),8001) $(PY) 01_fastapi/server.py
+
+test: install ## Run every test: each chapter's own tests, then the conformance suite (IMPL= for one)
+	$(PY) -m pytest 01_fastapi $(PYTEST_ARGS)
+	$(PY) -m pytest tests $(if $(IMPL),--impl=$(IMPL)) $(PYTEST_ARGS)
+
+test-running: install ## Run the conformance suite against a running server: CHAT_SERVER_URL=http://host:port
+	@test -n "$$CHAT_SERVER_URL" || { echo 'Set CHAT_SERVER_URL, e.g. CHAT_SERVER_URL=http://127.0.0.1:8001 make test-running'; exit 2; }
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+lint: install ## ruff (lint and format check) and mypy (strict) on the core, the chapters and the tests
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy chatcore tests
+	$(VENV)/bin/mypy 01_fastapi
+
+format: install ## Apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis test-artifacts

@@ -1,0 +1,139 @@
+"""Conformance-suite fixtures: servers started per implementation, clients closed after each test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.client import Client, open_client
+from tests.harness import Server, ServerProcess
+from tests.implementations import IMPLEMENTATIONS
+
+RUNNING_URL = os.environ.get("CHAT_SERVER_URL", "")
+SERVERS = pytest.StashKey[list[tuple[Server, int]]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--impl", default="", help="comma-separated implementations to test (default: all)")
+
+
+def selected(config: pytest.Config) -> list[str]:
+    if RUNNING_URL:
+        return ["running"]
+    names = [n for n in str(config.getoption("--impl")).split(",") if n] or list(IMPLEMENTATIONS)
+    unknown = set(names) - set(IMPLEMENTATIONS)
+    if unknown:
+        raise pytest.UsageError(f"Unknown --impl {', '.join(sorted(unknown))}; known: {', '.join(IMPLEMENTATIONS)}.")
+    return names
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "impl" in metafunc.fixturenames:
+        metafunc.parametrize("impl", selected(metafunc.config), scope="session")
+
+
+class ServerPool:
+    """Servers shared by the tests that want the same implementation with the same CHAT_* settings."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.servers: dict[tuple[str, frozenset[tuple[str, str]], str], ServerProcess] = {}
+
+    def get(self, impl: str, env: Mapping[str, str], private: str) -> ServerProcess:
+        key = (impl, frozenset(env.items()), private)
+        if key not in self.servers:
+            self.servers[key] = self.start(impl, env)
+        return self.servers[key]
+
+    def start(self, impl: str, env: Mapping[str, str]) -> ServerProcess:
+        return ServerProcess(IMPLEMENTATIONS[impl], env, self.log_dir).start()
+
+    def stop_all(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPool]:
+    servers = ServerPool(tmp_path_factory.mktemp("server-logs"))
+    yield servers
+    servers.stop_all()
+
+
+MakeServer = Callable[..., Server]
+
+
+@pytest.fixture
+def make_server(impl: str, pool: ServerPool, request: pytest.FixtureRequest) -> Iterator[MakeServer]:
+    """``make_server(env)``: a server of this implementation with these CHAT_* settings, shared with other
+    tests asking for the same; ``private="name"`` for one shared only by tests passing that name;
+    ``fresh=True`` for one of the test's own, stopped after it."""
+    own: list[ServerProcess] = []
+
+    def make(env: Mapping[str, str] | None = None, *, private: str = "", fresh: bool = False) -> Server:
+        env = dict(env or {})
+        server: Server
+        if RUNNING_URL:
+            if env or fresh or private:
+                pytest.skip(f"needs a server the suite starts itself ({env or 'a fresh one'}); not with CHAT_SERVER_URL")
+            server = Server("running", RUNNING_URL, os.environ.get("CHAT_SECRET"), {})
+        elif fresh:
+            server = pool.start(impl, env)
+            own.append(server)
+        else:
+            server = pool.get(impl, env, private)
+        request.node.stash.setdefault(SERVERS, []).append((server, server.log_size()))
+        return server
+
+    yield make
+    for server in own:
+        server.stop()
+
+
+@pytest.fixture
+def server(make_server: MakeServer) -> Server:
+    """The implementation with default settings."""
+    return make_server()
+
+
+@pytest.fixture
+def room() -> str:
+    """A room of the test's own."""
+    return f"t-{uuid.uuid4().hex[:16]}"
+
+
+class Connector:
+    """``await connect(server, room, "alice", since=0)``: an open client that is closed after the test."""
+
+    def __init__(self) -> None:
+        self.clients: list[Client] = []
+
+    async def __call__(self, server: Server, room: str, user: str = "alice", **options: Any) -> Client:
+        client = await open_client(server, room, user, **options)
+        self.clients.append(client)
+        return client
+
+    async def close_all(self) -> None:
+        for client in self.clients:
+            await client.close()  # returns at once if the server closed it already
+
+
+@pytest.fixture
+async def connect() -> AsyncIterator[Connector]:
+    connector = Connector()
+    yield connector
+    await connector.close_all()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report: Any = yield
+    if report.failed:
+        for server, start in item.stash.get(SERVERS, []):
+            report.sections.append((f"server log: {server.name} at {server.url}", server.log(start) or "(empty)"))
+    return report  # type: ignore[no-any-return]

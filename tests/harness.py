@@ -1,0 +1,114 @@
+"""Start an implementation as a real server process on a free port, and stop it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+from tests.implementations import Implementation
+
+REPO = Path(__file__).resolve().parent.parent
+SECRET = "conformance-suite-secret-0123456789abcdef"  # every server the suite starts signs tokens with this
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """A chat server under test, reachable at ``url``; ``log()`` is what it printed."""
+
+    def __init__(self, name: str, url: str, secret: str | None, env: Mapping[str, str]) -> None:
+        self.name = name
+        self.url = url.rstrip("/")
+        self.ws_url = "ws" + self.url.removeprefix("http")
+        self.secret = secret
+        self.env = dict(env)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path: Path | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def setting(self, name: str, default: float) -> float:
+        """A CHAT_* value this server was started with (the SPEC's default when unset)."""
+        return float(self.env.get(name, default))
+
+    def log(self, start: int = 0) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return self.log_path.read_bytes()[start:].decode(errors="replace")
+
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size if self.log_path is not None and self.log_path.exists() else 0
+
+    def token(self, user: str) -> str:
+        response = httpx.get(f"{self.url}/api/token", params={"user": user}, timeout=5)
+        response.raise_for_status()
+        return str(response.json()["token"])
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+class ServerProcess(Server):
+    """An implementation started by the suite; stopped with SIGTERM (then SIGKILL) by ``stop()``."""
+
+    def __init__(self, impl: Implementation, env: Mapping[str, str], log_dir: Path) -> None:
+        port = free_port()
+        super().__init__(impl.name, f"http://127.0.0.1:{port}", SECRET, env)
+        self.impl = impl
+        self.log_path = log_dir / f"{impl.name}-{port}.log"
+
+    def start(self) -> ServerProcess:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
+        environ.update({"CHAT_HOST": "127.0.0.1", "CHAT_PORT": str(self.port), "CHAT_SECRET": SECRET})
+        environ.update(self.env)
+        environ["PYTHONUNBUFFERED"] = "1"
+        assert self.log_path is not None
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                self.impl.command, cwd=REPO, env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self.healthy():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode} on start:\n{self.log()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self.name} did not answer /healthz within {START_TIMEOUT} s:\n{self.log()}")
+            time.sleep(0.05)  # ok-sleep: poll interval while waiting for /healthz, bounded by the deadline
+        return self
+
+    def signal(self, sig: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(STOP_TIMEOUT)

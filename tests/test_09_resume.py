@@ -1,0 +1,123 @@
+"""SPEC.md §9: history, and resuming after a disconnect with nothing lost and nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.client import Client, Frame
+from tests.conftest import Connector, MakeServer
+from tests.harness import Server
+
+FAST = {"CHAT_RATE_LIMIT": "100000"}
+
+
+async def fill(client: Client, count: int) -> list[Frame]:
+    """Send ``count`` messages and return them as broadcast."""
+    for n in range(count):
+        await client.say(f"message {n}")
+    frames = await client.until(lambda f: f["type"] == "chat.message" and f["payload"]["text"] == f"message {count - 1}")
+    return [f for f in frames if f["type"] == "chat.message"]
+
+
+async def replay(client: Client) -> list[Frame]:
+    """The replayed messages: everything queued before the barrier."""
+    return [f for f in await client.barrier() if f["type"] == "chat.message"]
+
+
+async def test_no_since_no_replay(server: Server, connect: Connector, room: str) -> None:
+    """§9: without ?since the client gets no history."""
+    await fill(await connect(server, room, "alice"), 3)
+    bob = await connect(server, room, "bob")
+    assert bob.welcome["payload"]["resumed"] is False
+    assert await replay(bob) == []
+
+
+async def test_since_zero_replays_everything(server: Server, connect: Connector, room: str) -> None:
+    """§9: since=0 replays all retained messages, in order, exactly as first broadcast, before live traffic."""
+    sent = await fill(await connect(server, room, "alice"), 5)
+    bob = await connect(server, room, "bob", since=0)
+    assert bob.welcome["payload"]["seq"] == 5
+    assert await replay(bob) == sent
+
+
+async def test_resume_with_epoch(server: Server, connect: Connector, room: str) -> None:
+    """§9: since=N with the room's epoch resumes: resumed is true and exactly the messages after N follow."""
+    alice = await connect(server, room, "alice")
+    sent = await fill(alice, 6)
+    epoch = alice.welcome["payload"]["epoch"]
+    bob = await connect(server, room, "bob", since=2, epoch=epoch)
+    assert bob.welcome["payload"]["resumed"] is True
+    assert await replay(bob) == sent[2:]
+    carol = await connect(server, room, "carol", since=6, epoch=epoch)
+    assert carol.welcome["payload"]["resumed"] is True
+    assert await replay(carol) == []
+
+
+async def test_wrong_or_missing_epoch(server: Server, connect: Connector, room: str) -> None:
+    """§9: since=N with another (or no) epoch is not a resume: resumed is false and all history is replayed."""
+    alice = await connect(server, room, "alice")
+    sent = await fill(alice, 4)
+    for epoch in ("not-this-room", None):
+        bob = await connect(server, room, "bob", since=2, epoch=epoch)
+        assert bob.welcome["payload"]["resumed"] is False
+        assert await replay(bob) == sent
+        await bob.close()
+
+
+async def test_since_from_the_future(server: Server, connect: Connector, room: str) -> None:
+    """§9: since beyond the room's latest seq is not a resume."""
+    alice = await connect(server, room, "alice")
+    sent = await fill(alice, 2)
+    bob = await connect(server, room, "bob", since=9, epoch=alice.welcome["payload"]["epoch"])
+    assert bob.welcome["payload"]["resumed"] is False
+    assert await replay(bob) == sent
+
+
+async def test_history_window(make_server: MakeServer, connect: Connector, room: str) -> None:
+    """§9: only the last CHAT_HISTORY_SIZE messages are retained; a resume point before them is not a resume."""
+    server = make_server({"CHAT_HISTORY_SIZE": "5", "CHAT_RATE_LIMIT": "100000"})
+    alice = await connect(server, room, "alice")
+    sent = await fill(alice, 8)  # retained: 4..8
+    epoch = alice.welcome["payload"]["epoch"]
+    gap = await connect(server, room, "bob", since=2, epoch=epoch)
+    edge = await connect(server, room, "carol", since=3, epoch=epoch)
+    assert gap.welcome["payload"]["resumed"] is False
+    assert edge.welcome["payload"]["resumed"] is True
+    assert await replay(gap) == sent[3:]
+    assert await replay(edge) == sent[3:]
+
+
+async def test_resume_at_the_live_boundary(make_server: MakeServer, connect: Connector, room: str) -> None:
+    """§9: reconnecting with since while others keep sending: every seq exactly once, in order, no gap."""
+    server = make_server(FAST)
+    writer = await connect(server, room, "writer")
+    reader = await connect(server, room, "reader", since=0)
+    epoch = reader.welcome["payload"]["epoch"]
+    total = 300
+    stop = asyncio.Event()
+
+    async def keep_sending() -> None:
+        for n in range(total):
+            await writer.say(f"live {n}")
+            if n % 10 == 0:
+                await asyncio.sleep(0)  # ok-sleep: yield so the reader's reconnects interleave with the sends
+        stop.set()
+
+    sending = asyncio.create_task(keep_sending())
+    draining = asyncio.create_task(writer.drain())  # the writer reads its own copies and acks meanwhile
+    seen: list[int] = []
+    reconnects = 0
+    while not seen or seen[-1] < total:
+        frame = await reader.recv(timeout=10)
+        if frame["type"] == "chat.message":
+            seen.append(frame["seq"])
+        if frame["type"] == "chat.message" and len(seen) % 25 == 0 and reconnects < 8:
+            await reader.close()
+            reader = await connect(server, room, "reader", since=seen[-1], epoch=epoch)
+            assert reader.welcome["payload"]["resumed"] is True
+            reconnects += 1
+    await sending
+    draining.cancel()
+    assert stop.is_set()
+    assert reconnects == 8
+    assert seen == list(range(1, total + 1))

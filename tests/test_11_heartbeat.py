@@ -1,0 +1,71 @@
+"""SPEC.md §11: the application-level heartbeat and the 4000 close for silent clients."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tests.client import metric, wait_for_metric
+from tests.conftest import Connector, MakeServer
+from tests.harness import Server
+
+INTERVAL, TIMEOUT = 0.2, 0.8
+SHORT = {"CHAT_HEARTBEAT_INTERVAL": str(INTERVAL), "CHAT_HEARTBEAT_TIMEOUT": str(TIMEOUT)}
+
+
+@pytest.fixture
+def short(make_server: MakeServer) -> Server:
+    return make_server(SHORT)
+
+
+async def test_server_pings(short: Server, connect: Connector, room: str) -> None:
+    """§11: the server sends {"type": "ping"} every CHAT_HEARTBEAT_INTERVAL seconds."""
+    client = await connect(short, room, pings="return")
+    assert client.welcome["payload"]["heartbeat"] == INTERVAL
+    for _ in range(3):
+        assert await client.recv() == {"type": "ping"}
+        await client.send({"type": "pong"})
+
+
+async def test_pongs_keep_the_connection(short: Server, connect: Connector, room: str) -> None:
+    """§11: a client that answers every ping stays connected well past the timeout."""
+    client = await connect(short, room, pings="return")
+    start = time.monotonic()
+    while time.monotonic() - start < 3 * TIMEOUT:
+        assert await client.recv() == {"type": "ping"}
+        await client.send({"type": "pong"})
+    await client.send({"type": "ping"})
+    assert await client.recv() == {"type": "pong"}
+
+
+async def test_any_frame_counts(short: Server, connect: Connector, room: str) -> None:
+    """§11: any application frame (here: the client's own pings) resets the silence clock."""
+    client = await connect(short, room, pings="return")
+    start = time.monotonic()
+    while time.monotonic() - start < 3 * TIMEOUT:
+        assert await client.recv() == {"type": "ping"}  # paced by the server, never answered with pong
+        await client.send({"type": "ping"})
+        assert await client.recv() == {"type": "pong"}
+
+
+async def test_silent_client_closed_with_4000(short: Server, connect: Connector, room: str) -> None:
+    """§11: no frame for CHAT_HEARTBEAT_TIMEOUT seconds: close 4000 "heartbeat timeout", and the others hear it."""
+    bob = await connect(short, room, "bob")
+    timeouts = await metric(short, "chat_disconnects_total", {"reason": "heartbeat_timeout"})
+    start = time.monotonic()
+    silent = await connect(short, room, "silent", pings="ignore")
+    bob_hears = asyncio.create_task(bob.until(lambda f: f["type"] == "presence.leave", timeout=10))  # bob answers
+    code, reason, _ = await silent.closed(timeout=10)
+    assert (code, reason) == (4000, "heartbeat timeout")
+    assert time.monotonic() - start >= TIMEOUT * 0.95
+    assert (await bob_hears)[-1]["payload"]["user"] == "silent"
+    await wait_for_metric(short, "chat_disconnects_total", timeouts + 1, {"reason": "heartbeat_timeout"})
+
+
+async def test_protocol_pings_do_not_count(short: Server, connect: Connector, room: str) -> None:
+    """§11: WebSocket protocol pings are not application frames: a client sending only those is closed with 4000."""
+    client = await connect(short, room, pings="ignore", ping_interval=INTERVAL / 2, ping_timeout=None)
+    code, reason, _ = await client.closed(timeout=10)
+    assert (code, reason) == (4000, "heartbeat timeout")

@@ -1,0 +1,148 @@
+"""SPEC.md §13: frame size, binary frames, the rate limit and slow consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import Callable
+
+import pytest
+
+from tests.client import wait_for_metric
+from tests.conftest import Connector, MakeServer
+from tests.harness import Server
+
+
+def padded_ping(size: int) -> str:
+    """A valid ping frame of exactly ``size`` bytes (JSON allows trailing whitespace)."""
+    frame = '{"type": "ping"}'
+    return frame + " " * (size - len(frame))
+
+
+@pytest.mark.parametrize("limit", [None, 1024])
+async def test_frame_size_limit(make_server: MakeServer, connect: Connector, room: str, limit: int | None) -> None:
+    """§13.1: a frame of CHAT_MAX_MESSAGE_BYTES is processed; one byte more closes the connection with 1009."""
+    server = make_server({"CHAT_MAX_MESSAGE_BYTES": str(limit)} if limit else {})
+    size = limit or 65536
+    alice = await connect(server, room, "alice")
+    bob = await connect(server, room, "bob")
+    await alice.recv()  # bob's join
+    await alice.send(padded_ping(size))
+    assert await alice.recv() == {"type": "pong"}
+    await alice.send(padded_ping(size + 1))
+    assert (await alice.closed())[0] == 1009
+    assert (await bob.expect("presence.leave"))["payload"]["user"] == "alice"
+
+
+async def test_binary_frame_closes_1003(server: Server, connect: Connector, room: str) -> None:
+    """§13.2: a binary frame closes the connection with 1003."""
+    client = await connect(server, room)
+    await client.send(json.dumps({"type": "ping"}).encode())
+    code, reason, frames = await client.closed()
+    assert code == 1003
+    assert frames == []
+
+
+SLOW_RATE = {"CHAT_RATE_LIMIT": "0.01", "CHAT_RATE_BURST": "3"}  # 3 frames, then one per 100 s
+
+
+async def test_rate_limited(make_server: MakeServer, connect: Connector, room: str) -> None:
+    """§13.3: past the burst, frames get error rate_limited (with the id) and are neither broadcast nor acked."""
+    server = make_server(SLOW_RATE)
+    alice = await connect(server, room, "alice")
+    bob = await connect(server, room, "bob")
+    await alice.recv()  # bob's join
+    ids = [await alice.say(f"m{n}") for n in range(5)]
+    await alice.send({"type": "ping"})
+    frames = [await alice.recv() for _ in range(3 * 2 + 3)]
+    acks = [f["id"] for f in frames if f["type"] == "ack"]
+    errors = [f for f in frames if f["type"] == "error"]
+    assert acks == ids[:3]
+    assert [(e["id"], e["payload"]["code"]) for e in errors] == [(i, "rate_limited") for i in [*ids[3:], None]]
+    seen = [await bob.recv() for _ in range(3)]
+    assert [f["payload"]["id"] for f in seen] == ids[:3]
+
+
+async def test_rate_limit_close_1008(make_server: MakeServer, connect: Connector, room: str) -> None:
+    """§13.3: the 50th consecutive rate-limited frame closes the connection with 1008 instead of an error."""
+    server = make_server(SLOW_RATE)
+    alice = await connect(server, room, "alice")
+    for n in range(3 + 50):
+        await alice.say(f"m{n}")
+    code, _, frames = await alice.closed()
+    assert code == 1008
+    assert sum(f["type"] == "error" and f["payload"]["code"] == "rate_limited" for f in frames) == 49
+    assert sum(f["type"] == "ack" for f in frames) == 3
+
+
+async def test_pong_is_not_rate_limited(make_server: MakeServer, connect: Connector, room: str) -> None:
+    """§13.3: pongs (answers to the server's pings) never count against the rate limit."""
+    server = make_server(SLOW_RATE)
+    alice = await connect(server, room, "alice")
+    for _ in range(60):
+        await alice.send({"type": "pong"})
+    await alice.send({"type": "ping"})
+    assert await alice.recv() == {"type": "pong"}
+
+
+SLOW = {"CHAT_RATE_LIMIT": "100000", "CHAT_SEND_QUEUE": "16"}
+TEXT = "x" * 1900  # big frames fill the socket buffers sooner
+
+
+def small_buffer_socket(server: Server) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    return sock
+
+
+async def test_slow_consumer(make_server: MakeServer, connect: Connector, room: str) -> None:
+    """§13.4: a member that stops reading is closed with 4001; the others get everything; it resumes with since."""
+    server = make_server(SLOW)
+    fast = await connect(server, room, "fast")
+    slow = await connect(server, room, "slow", sock=small_buffer_socket(server), max_queue=1)
+    epoch = slow.welcome["payload"]["epoch"]
+    await fast.expect("presence.join")
+    fast_seqs: list[int] = []
+    acks: list[int] = []
+    kicked: list[str] = []
+    progress = asyncio.Condition()
+
+    async def read_fast() -> None:
+        while True:
+            frame = await fast.recv(timeout=30)
+            if frame["type"] == "chat.message":
+                fast_seqs.append(frame["seq"])
+            elif frame["type"] == "ack":
+                acks.append(frame["seq"])
+            elif frame["type"] == "presence.leave":
+                kicked.append(frame["payload"]["user"])
+            async with progress:
+                progress.notify_all()
+
+    async def until(predicate: Callable[[], bool]) -> None:
+        async with progress:
+            await asyncio.wait_for(progress.wait_for(predicate), 20)
+
+    reading = asyncio.create_task(read_fast())
+    sent = 0
+    while not kicked and sent < 5000:  # bounded: 5000 x 2 kB at most
+        for _ in range(20):
+            await fast.say(TEXT)
+        sent += 20
+        await until(lambda: len(acks) == sent)  # paced by the server, so sending stops soon after the kick
+    assert kicked == ["slow"], f"the slow member was not closed after {sent} messages"
+    await until(lambda: len(fast_seqs) == sent)
+    reading.cancel()
+    assert fast_seqs == list(range(1, sent + 1))
+
+    code, reason, frames = await slow.closed(timeout=20)
+    assert (code, reason) == (4001, "slow consumer")
+    got = [f["seq"] for f in frames if f["type"] == "chat.message"]
+    assert got == list(range(1, len(got) + 1)), "a slow consumer's stream must stop without a gap"
+    back = await connect(server, room, "slow", since=len(got), epoch=epoch)
+    assert back.welcome["payload"]["resumed"] is True
+    replay = await back.until(lambda f: f["type"] == "chat.message" and f["seq"] == sent, timeout=20)
+    assert [f["seq"] for f in replay if f["type"] == "chat.message"] == list(range(len(got) + 1, sent + 1))
+    await wait_for_metric(server, "chat_disconnects_total", 1, {"reason": "slow_consumer"})

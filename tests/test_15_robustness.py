@@ -1,0 +1,99 @@
+"""SPEC.md §15: nothing a client sends makes the server fail (no 1011, no traceback, still healthy)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection
+from websockets.sync.client import connect as sync_connect
+
+from tests.client import chat_url
+from tests.conftest import Connector, MakeServer
+from tests.harness import Server
+from tests.test_05_frames import SERVER_TYPES
+
+FAST = {"CHAT_RATE_LIMIT": "100000"}
+text = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)  # any Unicode a text frame can carry
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4),
+    max_leaves=12,
+)
+near_valid = st.fixed_dictionaries(
+    {"type": st.sampled_from(["chat.message", "ping", "pong", "chat.edit", ""]) | text},
+    optional={
+        "id": st.from_regex(r"[A-Za-z0-9_.:\-]{1,64}", fullmatch=True) | json_values,
+        "payload": st.fixed_dictionaries({"text": st.text(max_size=2100) | json_values}, optional={"x": json_values})
+        | json_values,
+        "seq": json_values,
+    },
+)
+frames = st.one_of(json_values.map(json.dumps), near_valid.map(json.dumps), text)
+
+
+class Exchange:
+    """Send one frame, then a sentinel message; return everything that came back before the sentinel's ack."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.counter = itertools.count()
+
+    def __call__(self, frame: str) -> list[dict[str, Any]]:
+        sentinel = f"sentinel-{next(self.counter)}"
+        self.ws.send(frame)
+        self.ws.send(json.dumps({"type": "chat.message", "id": sentinel, "payload": {"text": "."}}))
+        replies = []
+        while True:
+            reply = json.loads(self.ws.recv(timeout=5))
+            assert isinstance(reply, dict) and reply.get("type") in SERVER_TYPES, reply
+            if reply["type"] == "ack" and reply["id"] == sentinel:
+                return replies
+            if not (reply["type"] == "chat.message" and reply["payload"]["id"] == sentinel):
+                replies.append(reply)
+
+
+def test_arbitrary_frames(make_server: MakeServer, room: str) -> None:
+    """§15, §12: any text frame gets a reply of a SPEC type (an error when invalid), never a close or a traceback."""
+    server = make_server(FAST, private="fuzz")
+    start = server.log_size()
+    with sync_connect(chat_url(server, room, token=server.token("fuzz")), open_timeout=5, close_timeout=2) as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "welcome"
+        exchange = Exchange(ws)
+
+        @settings(
+            max_examples=300,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+        )
+        @given(frame=frames)
+        def check(frame: str) -> None:
+            try:
+                replies = exchange(frame)
+            except ConnectionClosed as exc:
+                pytest.fail(f"closed with {exc.rcvd} after {frame!r}")
+            if frame != '{"type": "pong"}':
+                assert replies, f"no reply to {frame!r}"
+                assert {r["type"] for r in replies} <= {"error", "pong", "chat.message", "ack"}, replies
+
+        check()
+    assert server.healthy()
+    assert "Traceback" not in server.log(start)
+
+
+async def test_invalid_utf8_closes_1007(make_server: MakeServer, connect: Connector, room: str) -> None:
+    """§15: a text frame that is not UTF-8 is closed with 1007 by the WebSocket layer, and nothing else breaks."""
+    server: Server = make_server(FAST, private="fuzz")
+    start = server.log_size()
+    client = await connect(server, room)
+    await client.ws.send(b'{"type": "\xff"}', text=True)
+    assert (await client.closed())[0] == 1007
+    assert server.healthy()
+    assert "Traceback" not in server.log(start)
