@@ -128,7 +128,7 @@ class ClientFaultsWithoutTraceback(logging.Filter):
 
 
 def main() -> None:
-    settings = Settings.from_env(default_port=8001)
+    settings = Settings.load(default_port=8001)
     app = create_app(settings)
     config = uvicorn.Config(
         app,

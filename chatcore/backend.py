@@ -1,4 +1,4 @@
-"""Room state behind one small interface: seq, history, idempotency and presence (SPEC.md §7–§10).
+"""Room state behind one small interface: seq, history, idempotency and presence (SPEC.md §7-§10).
 
 ``create_backend`` picks the implementation from the settings, the way encode/broadcaster picks one
 from a URL. The in-memory backend is the default; a Redis one can sit beside it with the same methods.

@@ -1,4 +1,4 @@
-"""The wire format: names, close codes, client-frame validation and server-frame encoding (SPEC.md §5–§13)."""
+"""The wire format: names, close codes, client-frame validation and server-frame encoding (SPEC.md §5-§13)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Connections and rooms of one process: what each chapter's glue calls (SPEC.md §6–§14).
+"""Connections and rooms of one process: what each chapter's glue calls (SPEC.md §6-§14).
 
 A chapter accepts the WebSocket, then::
 
@@ -163,12 +163,15 @@ class Session:
         writer runs until cancelled. Returns why the connection ended.
         """
         tasks = [asyncio.create_task(reader), asyncio.create_task(writer), asyncio.create_task(self.heartbeat())]
+        waiters: list[asyncio.Future[Any]] = [*tasks, self.ended]
         try:
-            await asyncio.wait([*tasks, self.ended], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # asyncio.wait, not gather: if we are being cancelled ourselves, our own CancelledError must
+            # propagate (gather would raise a child's instead, which anyio's cancel scopes don't recognise).
+            await asyncio.wait(tasks)
         for task in tasks:
             if not task.cancelled() and task.exception() is not None:
                 logger.error("Connection of %r to %r failed", self.user, self.room, exc_info=task.exception())

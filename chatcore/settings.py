@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DEV_SECRET = "dev-secret-change-me-dev-secret-change-me"  # 32+ bytes: HS256 wants a key that long
 
 
@@ -55,14 +56,29 @@ class Settings:
             rate_burst=int(_number(env, "CHAT_RATE_BURST", max(1, round(2 * rate)), minimum=1, integer=True)),
             send_queue=int(_number(env, "CHAT_SEND_QUEUE", 256, minimum=1, integer=True)),
             redis_url=env.get("CHAT_REDIS_URL", ""),
-            log_level=env.get("CHAT_LOG_LEVEL", "info").lower(),
+            log_level=_choice(env, "CHAT_LOG_LEVEL", "info", LOG_LEVELS),
         )
+
+    @classmethod
+    def load(cls, *, default_port: int) -> Settings:
+        """``from_env`` for a server's start-up: a bad value ends the process with one clear line."""
+        try:
+            return cls.from_env(default_port=default_port)
+        except ValueError as exc:
+            raise SystemExit(f"Configuration error: {exc}") from None
 
     def origins_for(self, port: int) -> frozenset[str]:
         """Origins allowed for a server listening on ``port``."""
         if self.allowed_origins:
             return self.allowed_origins
         return frozenset({f"http://localhost:{port}", f"http://127.0.0.1:{port}"})
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name, "").lower() or default
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}.")
+    return value
 
 
 def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float, integer: bool = False) -> float:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 from urllib.parse import urlencode
 
-import httpx
+import httpx2
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin
@@ -167,7 +167,7 @@ async def metric(server: Server, name: str, labels: Mapping[str, str] | None = N
     """The current value of one series of ``GET /metrics`` (0 when the series does not exist yet)."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    async with httpx.AsyncClient() as http:
+    async with httpx2.AsyncClient() as http:
         text = (await http.get(f"{server.url}/metrics", timeout=TIMEOUT)).text
     for family in text_string_to_metric_families(text):
         for sample in family.samples:

@@ -80,7 +80,9 @@ def make_server(impl: str, pool: ServerPool, request: pytest.FixtureRequest) -> 
         server: Server
         if RUNNING_URL:
             if env or fresh or private:
-                pytest.skip(f"needs a server the suite starts itself ({env or 'a fresh one'}); not with CHAT_SERVER_URL")
+                pytest.skip(
+                    f"needs a server the suite starts itself ({env or 'a fresh one'}); not with CHAT_SERVER_URL"
+                )
             server = Server("running", RUNNING_URL, os.environ.get("CHAT_SECRET"), {})
         elif fresh:
             server = pool.start(impl, env)

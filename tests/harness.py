@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-import httpx
+import httpx2
 
 from tests.implementations import Implementation
 
@@ -55,14 +55,14 @@ class Server:
         return self.log_path.stat().st_size if self.log_path is not None and self.log_path.exists() else 0
 
     def token(self, user: str) -> str:
-        response = httpx.get(f"{self.url}/api/token", params={"user": user}, timeout=5)
+        response = httpx2.get(f"{self.url}/api/token", params={"user": user}, timeout=5)
         response.raise_for_status()
         return str(response.json()["token"])
 
     def healthy(self) -> bool:
         try:
-            return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
-        except httpx.HTTPError:
+            return httpx2.get(f"{self.url}/healthz", timeout=2).status_code == 200
+        except httpx2.HTTPError:
             return False
 
 

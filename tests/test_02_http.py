@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-import httpx
+import httpx2
 import pytest
 
 from tests.client import metric, wait_for_metric
@@ -14,7 +14,7 @@ from tests.harness import Server
 
 async def test_page_and_its_assets(server: Server) -> None:
     """§2.1: GET / serves the chat page; its scripts and styles come from the same origin."""
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx2.AsyncClient(base_url=server.url) as http:
         page = await http.get("/")
         assert page.status_code == 200
         assert page.headers["content-type"].startswith("text/html")
@@ -26,7 +26,7 @@ async def test_page_and_its_assets(server: Server) -> None:
 
 def test_healthz(server: Server) -> None:
     """§2.2: GET /healthz answers {"status": "ok", "impl": name}."""
-    response = httpx.get(f"{server.url}/healthz")
+    response = httpx2.get(f"{server.url}/healthz")
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
@@ -37,7 +37,7 @@ def test_healthz(server: Server) -> None:
 @pytest.mark.parametrize("user", ["a", "Alice.B_c-9", "x" * 32])
 def test_token_grant(server: Server, user: str) -> None:
     """§2.3: a valid name gets a token in the body and in an HttpOnly, SameSite=Strict cookie on /."""
-    response = httpx.get(f"{server.url}/api/token", params={"user": user})
+    response = httpx2.get(f"{server.url}/api/token", params={"user": user})
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {"user", "token", "expires_in"}
@@ -49,10 +49,12 @@ def test_token_grant(server: Server, user: str) -> None:
     assert {"httponly", "samesite=strict", "path=/"} <= attributes
 
 
-@pytest.mark.parametrize("query", [{}, {"user": ""}, {"user": "x" * 33}, {"user": "a b"}, {"user": "é"}, {"user": "a/b"}])
+@pytest.mark.parametrize(
+    "query", [{}, {"user": ""}, {"user": "x" * 33}, {"user": "a b"}, {"user": "é"}, {"user": "a/b"}]
+)
 def test_token_refused_for_invalid_user(server: Server, query: dict[str, str]) -> None:
     """§2.3: a missing or invalid name is answered 400 {"error": "invalid_user", "detail": ...}, no cookie."""
-    response = httpx.get(f"{server.url}/api/token", params=query)
+    response = httpx2.get(f"{server.url}/api/token", params=query)
     assert response.status_code == 400
     body = response.json()
     assert body["error"] == "invalid_user"
@@ -63,12 +65,12 @@ def test_token_refused_for_invalid_user(server: Server, query: dict[str, str]) -
 def test_token_lifetime_follows_setting(make_server: MakeServer) -> None:
     """§2.3: expires_in is CHAT_TOKEN_TTL."""
     server = make_server({"CHAT_TOKEN_TTL": "120"})
-    assert httpx.get(f"{server.url}/api/token", params={"user": "a"}).json()["expires_in"] == 120
+    assert httpx2.get(f"{server.url}/api/token", params={"user": "a"}).json()["expires_in"] == 120
 
 
 def test_metrics_format(server: Server) -> None:
     """§2.4: GET /metrics is Prometheus text with the chat series."""
-    response = httpx.get(f"{server.url}/metrics")
+    response = httpx2.get(f"{server.url}/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     for line in [

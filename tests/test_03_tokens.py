@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
-import httpx
+import httpx2
 import jwt
 import pytest
 
@@ -27,7 +28,7 @@ def test_token_is_hs256_jwt(server: Server) -> None:
     """§3: the token is a JWT, HS256, with sub = the user and exp = now + expires_in."""
     if server.secret is None:
         pytest.skip("set CHAT_SECRET to the server's secret to check the signature")
-    body = httpx.get(f"{server.url}/api/token", params={"user": "alice"}).json()
+    body = httpx2.get(f"{server.url}/api/token", params={"user": "alice"}).json()
     assert jwt.get_unverified_header(body["token"])["alg"] == "HS256"
     claims = jwt.decode(body["token"], server.secret, algorithms=["HS256"])
     assert claims["sub"] == "alice"
@@ -60,7 +61,7 @@ async def test_token_from_another_implementation(
 async def test_bad_tokens_refused(server: Server, room: str, case: str) -> None:
     """§3, §4: a token that is forged, expired, incomplete or malformed is refused with HTTP 403."""
     now = int(time.time())
-    tokens = {
+    tokens: dict[str, Callable[[], str]] = {
         "wrong secret": lambda: mint(server, {"sub": "a", "exp": now + 60}, secret="another-secret-another-secret-12"),
         "expired": lambda: mint(server, {"sub": "a", "exp": now - 5}),
         "no exp": lambda: mint(server, {"sub": "a"}),

@@ -43,7 +43,7 @@ async def test_ack_to_sender_only(server: Server, connect: Connector, room: str)
 async def test_text_round_trips_exactly(server: Server, connect: Connector, room: str) -> None:
     """§7: the text arrives exactly as sent: any Unicode, newlines, 1 and 2000 characters."""
     alice = await connect(server, room, "alice")
-    texts = ["x", "z" * 2000, "línea 1\nlínea 2\t🙂 مرحبا \u200b \"quoted\" \\ </script>", "🙂" * 2000]
+    texts = ["x", "z" * 2000, 'línea 1\nlínea 2\t🙂 مرحبا \u200b "quoted" \\ </script>', "🙂" * 2000]
     for text in texts:
         await alice.say(text)
     got = [f["payload"]["text"] for f in await collect_messages(alice, 4)]
@@ -66,8 +66,10 @@ async def test_same_order_for_everyone(make_server: MakeServer, connect: Connect
         sent[client.user] = [await client.say(f"{client.user} #{n}") for n in range(per_client)]
 
     total = per_client * len(clients)
-    results = await asyncio.gather(*[collect_messages(c, total) for c in clients], *[send_all(c) for c in clients])
-    views = [[(f["seq"], f["payload"]["id"]) for f in frames] for frames in results[: len(clients)]]
+    sending = asyncio.gather(*[send_all(c) for c in clients])
+    results = await asyncio.gather(*[collect_messages(c, total) for c in clients])
+    await sending
+    views = [[(f["seq"], f["payload"]["id"]) for f in frames] for frames in results]
     assert [seq for seq, _ in views[0]] == list(range(1, total + 1))
     for view in views[1:]:
         assert view == views[0]

@@ -15,7 +15,9 @@ async def fill(client: Client, count: int) -> list[Frame]:
     """Send ``count`` messages and return them as broadcast."""
     for n in range(count):
         await client.say(f"message {n}")
-    frames = await client.until(lambda f: f["type"] == "chat.message" and f["payload"]["text"] == f"message {count - 1}")
+    frames = await client.until(
+        lambda f: f["type"] == "chat.message" and f["payload"]["text"] == f"message {count - 1}"
+    )
     return [f for f in frames if f["type"] == "chat.message"]
 
 

@@ -15,7 +15,7 @@ OK_ID = "id-1"
 
 
 def chat(**fields: Any) -> str:
-    frame = {"type": "chat.message", "id": OK_ID, "payload": {"text": "hi"}}
+    frame: dict[str, Any] = {"type": "chat.message", "id": OK_ID, "payload": {"text": "hi"}}
     frame.update(fields)
     return json.dumps({k: v for k, v in frame.items() if v is not ...})
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import Callable
 
 import pytest
 
@@ -39,7 +38,7 @@ async def test_binary_frame_closes_1003(server: Server, connect: Connector, room
     """§13.2: a binary frame closes the connection with 1003."""
     client = await connect(server, room)
     await client.send(json.dumps({"type": "ping"}).encode())
-    code, reason, frames = await client.closed()
+    code, _, frames = await client.closed()
     assert code == 1003
     assert frames == []
 
@@ -121,9 +120,9 @@ async def test_slow_consumer(make_server: MakeServer, connect: Connector, room: 
             async with progress:
                 progress.notify_all()
 
-    async def until(predicate: Callable[[], bool]) -> None:
+    async def until(items: list[int], count: int) -> None:
         async with progress:
-            await asyncio.wait_for(progress.wait_for(predicate), 20)
+            await asyncio.wait_for(progress.wait_for(lambda: len(items) == count), 20)
 
     reading = asyncio.create_task(read_fast())
     sent = 0
@@ -131,9 +130,9 @@ async def test_slow_consumer(make_server: MakeServer, connect: Connector, room: 
         for _ in range(20):
             await fast.say(TEXT)
         sent += 20
-        await until(lambda: len(acks) == sent)  # paced by the server, so sending stops soon after the kick
+        await until(acks, sent)  # paced by the server, so sending stops soon after the kick
     assert kicked == ["slow"], f"the slow member was not closed after {sent} messages"
-    await until(lambda: len(fast_seqs) == sent)
+    await until(fast_seqs, sent)
     reading.cancel()
     assert fast_seqs == list(range(1, sent + 1))
 

@@ -48,7 +48,7 @@ class Exchange:
         sentinel = f"sentinel-{next(self.counter)}"
         self.ws.send(frame)
         self.ws.send(json.dumps({"type": "chat.message", "id": sentinel, "payload": {"text": "."}}))
-        replies = []
+        replies: list[dict[str, Any]] = []
         while True:
             reply = json.loads(self.ws.recv(timeout=5))
             assert isinstance(reply, dict) and reply.get("type") in SERVER_TYPES, reply

@@ -9,7 +9,12 @@ from tests.conftest import MakeServer
 
 @pytest.mark.parametrize(
     "env",
-    [{"CHAT_HISTORY_SIZE": "lots"}, {"CHAT_RATE_LIMIT": "-1"}, {"CHAT_HEARTBEAT_INTERVAL": "0"}],
+    [
+        {"CHAT_HISTORY_SIZE": "lots"},
+        {"CHAT_RATE_LIMIT": "-1"},
+        {"CHAT_HEARTBEAT_INTERVAL": "0"},
+        {"CHAT_LOG_LEVEL": "loud"},
+    ],
     ids=lambda env: next(iter(env)),
 )
 def test_bad_setting_stops_startup(make_server: MakeServer, env: dict[str, str]) -> None:
