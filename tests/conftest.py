@@ -72,14 +72,15 @@ MakeServer = Callable[..., Server]
 def make_server(impl: str, pool: ServerPool, request: pytest.FixtureRequest) -> Iterator[MakeServer]:
     """``make_server(env)``: a server of this implementation with these CHAT_* settings, shared with other
     tests asking for the same; ``private="name"`` for one shared only by tests passing that name;
-    ``fresh=True`` for one of the test's own, stopped after it."""
+    ``fresh=True`` for one of the test's own, stopped after it. Against CHAT_SERVER_URL, only the
+    running server's own settings are possible (a private server is then that one, too)."""
     own: list[ServerProcess] = []
 
     def make(env: Mapping[str, str] | None = None, *, private: str = "", fresh: bool = False) -> Server:
         env = dict(env or {})
         server: Server
         if RUNNING_URL:
-            if env or fresh or private:
+            if env or fresh:
                 pytest.skip(
                     f"needs a server the suite starts itself ({env or 'a fresh one'}); not with CHAT_SERVER_URL"
                 )

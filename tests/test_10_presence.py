@@ -11,7 +11,8 @@ from tests.harness import Server
 
 @pytest.fixture
 async def quiet(make_server: MakeServer) -> Server:
-    """A server only these tests use, with no connection left over from an earlier one."""
+    """A server only these tests use (against CHAT_SERVER_URL: the running one, which must have no other
+    clients), with no connection left over from an earlier test."""
     server = make_server(private="presence")
     await wait_for_metric(server, "chat_connections", 0)
     return server

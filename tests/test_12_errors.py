@@ -52,17 +52,12 @@ CASES: dict[str, tuple[str, str, str | None]] = {
 }
 
 
-@pytest.fixture
-def fast(make_server: MakeServer) -> Server:
-    return make_server(FAST)
-
-
 @pytest.mark.parametrize("case", list(CASES))
-async def test_error_frame(fast: Server, connect: Connector, room: str, case: str) -> None:
+async def test_error_frame(server: Server, connect: Connector, room: str, case: str) -> None:
     """§12: each kind of bad frame gets {"type": "error", "id", "payload": {"code", "detail"}}, nothing else."""
     frame, code, msg_id = CASES[case]
-    alice = await connect(fast, room, "alice")
-    bob = await connect(fast, room, "bob")
+    alice = await connect(server, room, "alice")
+    bob = await connect(server, room, "bob")
     await alice.recv()  # bob's join
     await alice.send(frame)
     error = await alice.recv()
@@ -76,9 +71,9 @@ async def test_error_frame(fast: Server, connect: Connector, room: str, case: st
     assert await alice.barrier() == []  # still open
 
 
-async def test_many_errors_keep_the_connection(fast: Server, connect: Connector, room: str) -> None:
+async def test_many_errors_keep_the_connection(make_server: MakeServer, connect: Connector, room: str) -> None:
     """§12: errors never close the connection, however many; valid frames still work in between."""
-    alice = await connect(fast, room, "alice")
+    alice = await connect(make_server(FAST), room, "alice")
     for frame, code, _ in CASES.values():
         await alice.send(frame)
         assert (await alice.expect("error"))["payload"]["code"] == code
