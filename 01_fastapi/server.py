@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import socket
+from functools import partial
 
 import uvicorn
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.websockets import WebSocketState
 
 from chatcore.handshake import Refusal, check_handshake
 from chatcore.logs import setup_logging
 from chatcore.metrics import render
-from chatcore.protocol import BINARY_FRAME, closed_by_peer
-from chatcore.session import CLOSE_TIMEOUT, Hub, Session
+from chatcore.protocol import BINARY_FRAME, Close, closed_by_peer
+from chatcore.session import Hub, Session
 from chatcore.settings import Settings
 from chatcore.web import CLIENT_DIR, INDEX_HTML, grant_token, health
 
@@ -69,14 +70,9 @@ def create_app(settings: Settings) -> FastAPI:
             return
         await websocket.accept()
         session = await hub.connect(handshake)
-        try:
-            close = await session.run(read_frames(websocket, session), write_frames(websocket, session))
-        finally:
-            await hub.disconnect(session)
-        if close.send:
-            with contextlib.suppress(WebSocketDisconnect, TimeoutError):
-                # Waits while the socket's buffer is full (a slow consumer): bounded.
-                await asyncio.wait_for(websocket.close(close.code, close.reason), CLOSE_TIMEOUT)
+        await session.run(
+            read_frames(websocket, session), write_frames(websocket, session), partial(send_close, websocket)
+        )
 
     app.mount("/client", StaticFiles(directory=CLIENT_DIR), name="client")
     return app
@@ -96,11 +92,16 @@ async def read_frames(websocket: WebSocket, session: Session) -> None:
 
 
 async def write_frames(websocket: WebSocket, session: Session) -> None:
-    try:
+    with contextlib.suppress(WebSocketDisconnect):
         while True:
             await websocket.send_text(await session.next_frame())
-    except WebSocketDisconnect:
-        session.close(closed_by_peer(1006))
+    await session.ended  # the client is gone: read_frames will say how
+
+
+async def send_close(websocket: WebSocket, close: Close) -> None:
+    if websocket.application_state is WebSocketState.CONNECTED:  # not if a send already found it closed
+        with contextlib.suppress(WebSocketDisconnect):
+            await websocket.close(close.code, close.reason)
 
 
 class ChatServer(uvicorn.Server):

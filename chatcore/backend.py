@@ -66,8 +66,9 @@ class MemoryRoom:
 
 
 class MemoryBackend:
-    """One process's rooms, kept for the life of the process. Every method runs without awaiting anything,
-    so each one is atomic with respect to every other connection on the event loop."""
+    """One process's rooms. A room with history is kept for the life of the process (so it can be resumed);
+    one without is dropped when its last member leaves. Every method runs without awaiting anything, so
+    each one is atomic with respect to every other connection on the event loop."""
 
     def __init__(self, history_size: int) -> None:
         self.history_size = history_size
@@ -90,9 +91,8 @@ class MemoryBackend:
         state.history.append((message, user, msg_id))
         state.ids[(user, msg_id)] = state.seq
         if len(state.history) > self.history_size:
-            old, old_user, old_id = state.history.popleft()
-            if state.ids.get((old_user, old_id)) == old.seq:
-                del state.ids[(old_user, old_id)]
+            _, old_user, old_id = state.history.popleft()
+            del state.ids[(old_user, old_id)]
         return Published(state.seq, message)
 
     async def snapshot(self, room: str, since: int | None, epoch: str | None) -> Snapshot:
@@ -116,12 +116,10 @@ class MemoryBackend:
         last = state.connections[user] <= 0
         if last:
             del state.connections[user]
+            if not state.connections and not state.history:
+                del self.rooms[room]  # nothing to keep: a room nobody talked in costs nothing after it empties
         return PresenceChange(sorted(state.connections), last)
 
 
 def create_backend(settings: Settings) -> Backend:
-    if settings.redis_url:
-        raise ValueError(
-            "CHAT_REDIS_URL is set, but this version has only the in-memory backend: unset CHAT_REDIS_URL."
-        )
     return MemoryBackend(settings.history_size)

@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import unquote
 
 from chatcore.settings import DEV_SECRET, Settings
 
-TOKEN_RE = re.compile(r"(token=)[^&\s\"']+")
+TOKEN_PARAM_RE = re.compile(r"(token=)[^&\s\"']+")
+JWT_RE = re.compile(r"eyJ[\w-]*\.[\w-]+\.[\w-]+")  # a JWT anywhere, however it got there
 
 
 def redact(text: str) -> str:
-    return TOKEN_RE.sub(r"\1[redacted]", text)
+    """``text`` with every ``token=…`` value and every JWT replaced, also when percent-encoded."""
+    if "%" in text:
+        text = unquote(text)
+    return JWT_RE.sub("[redacted]", TOKEN_PARAM_RE.sub(r"\1[redacted]", text))
 
 
 class RedactTokens(logging.Filter):
-    """Rewrites ``token=…`` in a record's message, e.g. in a server's access line for ``/ws/chat/x?token=…``."""
+    """Rewrites a record's message when it contains a token, e.g. a server's line for ``/ws/chat/x?token=…``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "token=" in message:
-            record.msg = redact(message)
+        redacted = redact(message)
+        if redacted != message:
+            record.msg = redacted
             record.args = None
         return True
 

@@ -150,7 +150,7 @@ def welcome_frame(
         "seq": seq,
         "epoch": epoch,
         "resumed": resumed,
-        "heartbeat": heartbeat,
+        "heartbeat": int(heartbeat) if heartbeat.is_integer() else heartbeat,
     }
     return encode({"type": "welcome", "payload": payload})
 

@@ -3,22 +3,20 @@
 A chapter accepts the WebSocket, then::
 
     session = await hub.connect(handshake)
-    try:
-        close = await session.run(read_frames(...), write_frames(...))
-    finally:
-        await hub.disconnect(session)
-    # send `close` to the client unless the client ended the connection itself
+    await session.run(read_frames(...), write_frames(...), partial(send_close, websocket))
 
-``read_frames`` passes each text frame to ``session.receive``; ``write_frames`` sends whatever
-``session.next_frame`` returns. Everything else (seq, ack, history, presence, limits, heartbeat) is here.
+``read_frames`` passes each text frame to ``session.receive`` and reports how the client went away;
+``write_frames`` sends whatever ``session.next_frame`` returns; ``send_close`` sends a close frame.
+Everything else (seq, ack, history, presence, limits, heartbeat, leaving) is here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from chatcore.backend import Backend, create_backend
@@ -75,7 +73,7 @@ class Session:
         self.strikes = 0
         self.last_seen = self.clock()
         self.ended: asyncio.Future[Close] = loop.create_future()  # set once: why the connection ends
-        self.done: asyncio.Future[None] = loop.create_future()  # set by Hub.disconnect
+        self.done: asyncio.Future[None] = loop.create_future()  # set when run() has finished, close frame sent
 
     # Outbound
 
@@ -94,7 +92,9 @@ class Session:
             seq, frame = self.backlog.popleft() if self.backlog else await self.outbox.get()
             if seq:
                 if seq <= self.last_seq:
-                    continue  # already sent: the replay and the live stream overlap at the boundary
+                    # Already sent. Only possible with a backend that awaits between subscribing and
+                    # taking the snapshot (see Hub.connect): then replay and live stream can overlap.
+                    continue
                 self.last_seq = seq
                 MESSAGES_DELIVERED.inc()
             return frame
@@ -103,6 +103,12 @@ class Session:
 
     async def receive(self, text: str) -> None:
         """Handle one text frame from the client."""
+        await self._handle(text)
+        # Then let the writers run: a server can hand us a whole TCP read of frames at once, and the send
+        # queues must measure whether clients read, not how we schedule.
+        await asyncio.sleep(0)
+
+    async def _handle(self, text: str) -> None:
         self.last_seen = self.clock()
         try:
             frame = parse_client_frame(text)
@@ -118,9 +124,6 @@ class Session:
             self.send(PONG_FRAME)
         else:
             await self.hub.publish(self, frame)
-            # Let the writers run before the next frame: a server can hand us a whole TCP read of frames
-            # at once, and the send queues must measure whether clients read, not how we schedule.
-            await asyncio.sleep(0)
 
     def _within_rate(self, msg_id: str | None) -> bool:
         if self.bucket.take():
@@ -152,16 +155,37 @@ class Session:
     # Lifecycle
 
     def close(self, close: Close) -> None:
-        """End the connection (the first reason wins); ``run`` returns it."""
+        """End the connection for this reason (the first one given wins)."""
         if not self.ended.done():
             self.ended.set_result(close)
 
-    async def run(self, reader: Coroutine[Any, Any, None], writer: Coroutine[Any, Any, None]) -> Close:
-        """Run the glue's reader and writer beside the heartbeat until one of them ends the connection.
+    async def run(
+        self,
+        reader: Coroutine[Any, Any, None],
+        writer: Coroutine[Any, Any, None],
+        send_close: Callable[[Close], Awaitable[None]],
+    ) -> Close:
+        """Serve the connection until it ends, then leave the room and, unless the client ended it,
+        send the close frame. Returns why it ended.
 
-        The reader returns (or calls ``close(closed_by_peer(code))``) when the client goes away; the
-        writer runs until cancelled. Returns why the connection ended.
+        The glue's ``reader`` runs until the client goes away and then calls ``close(closed_by_peer(code))``;
+        its ``writer`` runs until cancelled (when it can no longer write, it waits: the reader says why).
         """
+        try:
+            try:
+                await self._serve(reader, writer)
+            finally:
+                await self.hub.disconnect(self)  # announce the leave at once, even if we are cancelled
+            close = self.ended.result()
+            if close.send:
+                # Bounded: the close frame waits behind whatever a slow consumer has not read yet.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(send_close(close), CLOSE_TIMEOUT)
+            return close
+        finally:
+            self.done.set_result(None)
+
+    async def _serve(self, reader: Coroutine[Any, Any, None], writer: Coroutine[Any, Any, None]) -> None:
         tasks = [asyncio.create_task(reader), asyncio.create_task(writer), asyncio.create_task(self.heartbeat())]
         waiters: list[asyncio.Future[Any]] = [*tasks, self.ended]
         try:
@@ -176,8 +200,6 @@ class Session:
             if not task.cancelled() and task.exception() is not None:
                 logger.error("Connection of %r to %r failed", self.user, self.room, exc_info=task.exception())
                 self.close(INTERNAL_ERROR)
-        self.close(closed_by_peer(None))  # a reader that returned without saying why: the peer is gone
-        return self.ended.result()
 
 
 class Hub:
@@ -192,11 +214,14 @@ class Hub:
     async def connect(self, handshake: Handshake) -> Session:
         """Join the room: queue the welcome and the replay, tell the others if this user just arrived."""
         session = Session(self, handshake.user, handshake.room)
-        room = self.rooms.setdefault(handshake.room, set())
-        room.add(session)  # subscribe before the snapshot: nothing committed meanwhile is missed
+        self.rooms.setdefault(handshake.room, set()).add(session)  # subscribe first: miss nothing meanwhile
+        try:
+            snapshot = await self.backend.snapshot(handshake.room, handshake.since, handshake.epoch)
+            presence = await self.backend.join(handshake.room, handshake.user)
+        except BaseException:
+            self._unsubscribe(session)
+            raise
         CONNECTIONS.inc()
-        snapshot = await self.backend.snapshot(handshake.room, handshake.since, handshake.epoch)
-        presence = await self.backend.join(handshake.room, handshake.user)
         welcome = welcome_frame(
             user=handshake.user,
             room=handshake.room,
@@ -233,11 +258,7 @@ class Hub:
     async def disconnect(self, session: Session) -> None:
         """Leave the room; tell the others if that was the user's last connection."""
         session.close(closed_by_peer(None))  # no-op if the reason is already known
-        room = self.rooms.get(session.room)
-        if room is not None:
-            room.discard(session)
-            if not room:
-                del self.rooms[session.room]
+        self._unsubscribe(session)
         try:
             presence = await self.backend.leave(session.room, session.user)
             if presence.changed:
@@ -245,10 +266,16 @@ class Hub:
         finally:
             CONNECTIONS.dec()
             DISCONNECTS.labels(session.ended.result().label).inc()
-            session.done.set_result(None)
+
+    def _unsubscribe(self, session: Session) -> None:
+        room = self.rooms.get(session.room)
+        if room is not None:
+            room.discard(session)
+            if not room:
+                del self.rooms[session.room]
 
     async def shutdown(self) -> None:
-        """Close every connection with 1001 and wait (bounded) until each has left its room."""
+        """Close every connection with 1001 and wait (bounded) until each close frame has gone out."""
         self.shutting_down = True
         sessions = [session for room in self.rooms.values() for session in room]
         for session in sessions:

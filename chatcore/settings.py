@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,8 +30,6 @@ class Settings:
     rate_limit: float = 10.0
     rate_burst: int = 20
     send_queue: int = 256
-    # Backend
-    redis_url: str = ""
     # Logging
     log_level: str = "info"
 
@@ -38,13 +37,15 @@ class Settings:
     def from_env(cls, *, default_port: int, environ: Mapping[str, str] | None = None) -> Settings:
         """Read every ``CHAT_*`` variable; a malformed value stops start-up with a message naming it."""
         env = os.environ if environ is None else environ
+        if env.get("CHAT_REDIS_URL"):
+            raise ValueError("CHAT_REDIS_URL is set, but this version has only the in-memory backend: unset it.")
         interval = _number(env, "CHAT_HEARTBEAT_INTERVAL", 20.0, minimum=0.01)
         rate = _number(env, "CHAT_RATE_LIMIT", 10.0, minimum=0.001)
         secret = env.get("CHAT_SECRET", "") or DEV_SECRET
         origins = frozenset(o.strip() for o in env.get("CHAT_ALLOWED_ORIGINS", "").split(",") if o.strip())
         return cls(
             host=env.get("CHAT_HOST", "127.0.0.1"),
-            port=int(_number(env, "CHAT_PORT", default_port, minimum=0, integer=True)),
+            port=int(_number(env, "CHAT_PORT", default_port, minimum=0, maximum=65535, integer=True)),
             allowed_origins=origins,
             secret=secret,
             token_ttl=int(_number(env, "CHAT_TOKEN_TTL", 3600, minimum=1, integer=True)),
@@ -55,7 +56,6 @@ class Settings:
             rate_limit=rate,
             rate_burst=int(_number(env, "CHAT_RATE_BURST", max(1, round(2 * rate)), minimum=1, integer=True)),
             send_queue=int(_number(env, "CHAT_SEND_QUEUE", 256, minimum=1, integer=True)),
-            redis_url=env.get("CHAT_REDIS_URL", ""),
             log_level=_choice(env, "CHAT_LOG_LEVEL", "info", LOG_LEVELS),
         )
 
@@ -81,15 +81,17 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
-def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float, integer: bool = False) -> float:
+def _number(
+    env: Mapping[str, str], name: str, default: float, *, minimum: float, maximum: float = 1e9, integer: bool = False
+) -> float:
     raw = env.get(name, "")
     if not raw:
         return default
+    kind = "an integer" if integer else "a number"
     try:
         value = int(raw) if integer else float(raw)
     except ValueError:
-        kind = "an integer" if integer else "a number"
         raise ValueError(f"{name} must be {kind}, got {raw!r}.") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {raw!r}.")
+    if not math.isfinite(value) or not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be {kind} from {minimum:g} to {maximum:g}, got {raw!r}.")
     return value

@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 import httpx2
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.frames import Close as WsClose
 from websockets.typing import Origin
 
 from tests.harness import Server
@@ -112,6 +113,18 @@ class Client:
     async def close(self) -> None:
         await self.ws.close()
 
+    def write_at_once(self, *frames: str | bytes | WsClose) -> None:
+        """Put several frames (text, binary, close) on the wire in one write, as a fast client can."""
+        protocol = self.ws.protocol
+        for frame in frames:
+            if isinstance(frame, str):
+                protocol.send_text(frame.encode())
+            elif isinstance(frame, bytes):
+                protocol.send_binary(frame)
+            else:
+                protocol.send_close(frame.code, frame.reason)
+        self.ws.transport.write(b"".join(protocol.data_to_send()))
+
 
 async def open_client(
     server: Server,
@@ -129,7 +142,7 @@ async def open_client(
     **options: Any,
 ) -> Client:
     """Connect and read the welcome (which must come first)."""
-    token = token or server.token(user)
+    token = token or await server.atoken(user)
     query: dict[str, str | int | None] = {"since": since, "epoch": epoch}
     extra = dict(headers or {})
     if auth == "query":

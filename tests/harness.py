@@ -59,6 +59,12 @@ class Server:
         response.raise_for_status()
         return str(response.json()["token"])
 
+    async def atoken(self, user: str) -> str:
+        async with httpx2.AsyncClient() as http:
+            response = await http.get(f"{self.url}/api/token", params={"user": user}, timeout=5)
+        response.raise_for_status()
+        return str(response.json()["token"])
+
     def healthy(self) -> bool:
         try:
             return httpx2.get(f"{self.url}/healthz", timeout=2).status_code == 200

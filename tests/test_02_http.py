@@ -46,7 +46,7 @@ def test_token_grant(server: Server, user: str) -> None:
     cookie = response.headers["set-cookie"]
     assert cookie.startswith(f"chat_token={body['token']};")
     attributes = {a.strip().lower() for a in cookie.split(";")[1:]}
-    assert {"httponly", "samesite=strict", "path=/"} <= attributes
+    assert {"httponly", "samesite=strict", "path=/", "max-age=3600"} <= attributes
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,20 @@ async def test_token_minted_by_anyone_with_the_secret(server: Server, connect: C
     assert client.welcome["payload"]["user"] == "zoe"
 
 
+@pytest.mark.parametrize(
+    "claims",
+    [{"iat": 30}, {"nbf": 30}, {"aud": "another-app"}, {"iss": "elsewhere"}, {"jti": 7}],
+    ids=lambda claims: next(iter(claims)),
+)
+async def test_other_claims_ignored(server: Server, connect: Connector, room: str, claims: dict[str, Any]) -> None:
+    """§3: only signature, sub and exp are checked; iat or nbf in the future, aud, iss, jti change nothing."""
+    now = int(time.time())
+    extra = {k: now + v if k in ("iat", "nbf") else v for k, v in claims.items()}
+    token = mint(server, {"sub": "zoe", "exp": now + 60, **extra})
+    client = await connect(server, room, "zoe", token=token)
+    assert client.welcome["payload"]["user"] == "zoe"
+
+
 @pytest.mark.parametrize("issuer", list(IMPLEMENTATIONS))
 async def test_token_from_another_implementation(
     server: Server, pool: ServerPool, connect: Connector, room: str, issuer: str
@@ -80,7 +94,8 @@ async def test_cookie_authenticates(server: Server, connect: Connector, room: st
 
 
 async def test_tokens_never_logged(server: Server, connect: Connector, room: str) -> None:
-    """§3: no token appears in the server's log, accepted or refused, in the query or the cookie."""
+    """§3: no token appears in the server's log, accepted or refused, in the query (even percent-encoded)
+    or the cookie."""
     if server.name == "running":
         pytest.skip("the log of a server the suite did not start is not readable")
     start = server.log_size()
@@ -90,11 +105,13 @@ async def test_tokens_never_logged(server: Server, connect: Connector, room: str
     await connect(server, room, "bob", token=cookie, auth="cookie")
     assert await handshake_status(chat_url(server, room, token=bad)) == 403
     assert await handshake_status(chat_url(server, "bad.room", token=good)) == 403
+    encoded = server.token("carol")
+    assert await handshake_status(f"{server.ws_url}/ws/chat/{room}?%74oken={encoded}") == 101  # "%74" is "t"
     await alice.close()
     await (await connect(server, room, "alice", token=good)).barrier()
     log = server.log(start)
     assert "/ws/chat/" in log, "the handshakes were not logged at all"
-    for token in (good, cookie, bad):
+    for token in (good, cookie, bad, encoded):
         assert token.split(".")[2] not in log
 
 

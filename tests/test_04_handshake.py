@@ -26,6 +26,7 @@ REFUSALS = {
     "room non-ascii": {"room": "%C3%A9"},
     "since negative": {"since": "-1"},
     "since not a number": {"since": "one"},
+    "since too long": {"since": "1" * 19},
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.client import Client, wait_for_metric
+from tests.client import Client, metric, wait_for_metric
 from tests.conftest import Connector, MakeServer
 from tests.harness import Server
 
@@ -53,12 +53,13 @@ async def test_two_tabs_are_one_member(quiet: Server, connect: Connector, room: 
 
 async def test_vanished_client_leaves(quiet: Server, connect: Connector, room: str) -> None:
     """§10: a client whose connection drops without a close frame is gone as soon as the server notices."""
+    lost = await metric(quiet, "chat_disconnects_total", {"reason": "connection_lost"})
     alice = await connect(quiet, room, "alice")
     bob: Client = await connect(quiet, room, "bob")
     await alice.recv()  # bob's join
     bob.ws.transport.abort()  # TCP reset, no close frame
     assert presence(await alice.recv()) == ("presence.leave", "bob", ["alice"])
-    await wait_for_metric(quiet, "chat_disconnects_total", 1, {"reason": "connection_lost"})
+    await wait_for_metric(quiet, "chat_disconnects_total", lost + 1, {"reason": "connection_lost"})
 
 
 async def test_presence_is_per_room(quiet: Server, connect: Connector, room: str) -> None:

@@ -53,10 +53,10 @@ async def test_any_frame_counts(short: Server, connect: Connector, room: str) ->
 async def test_silent_client_closed_with_4000(short: Server, connect: Connector, room: str) -> None:
     """§11: no frame for CHAT_HEARTBEAT_TIMEOUT seconds: close 4000 "heartbeat timeout", and the others hear it."""
     bob = await connect(short, room, "bob")
+    bob_hears = asyncio.create_task(bob.until(lambda f: f["type"] == "presence.leave", timeout=10))  # bob answers
     timeouts = await metric(short, "chat_disconnects_total", {"reason": "heartbeat_timeout"})
     start = time.monotonic()
     silent = await connect(short, room, "silent", pings="ignore")
-    bob_hears = asyncio.create_task(bob.until(lambda f: f["type"] == "presence.leave", timeout=10))  # bob answers
     code, reason, _ = await silent.closed(timeout=10)
     assert (code, reason) == (4000, "heartbeat timeout")
     assert time.monotonic() - start >= TIMEOUT * 0.95
@@ -69,3 +69,10 @@ async def test_protocol_pings_do_not_count(short: Server, connect: Connector, ro
     client = await connect(short, room, pings="ignore", ping_interval=INTERVAL / 2, ping_timeout=None)
     code, reason, _ = await client.closed(timeout=10)
     assert (code, reason) == (4000, "heartbeat timeout")
+
+
+async def test_protocol_pings_answered(server: Server, connect: Connector, room: str) -> None:
+    """§11: the server answers the client's WebSocket protocol pings."""
+    client = await connect(server, room)
+    pong = await client.ws.ping()
+    await asyncio.wait_for(pong, 5)

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
+from collections.abc import Callable
 
 import pytest
 
+from tests.client import Frame
 from tests.conftest import Connector, MakeServer
 from tests.harness import ServerProcess
+
+GOING_AWAY = (1001, "server shutting down")
+
+
+def ack_with_seq(seq: int) -> Callable[[Frame], bool]:
+    return lambda frame: frame["type"] == "ack" and frame["seq"] == seq
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -18,8 +27,32 @@ async def test_shutdown_closes_1001(make_server: MakeServer, connect: Connector,
     assert isinstance(server, ServerProcess)
     clients = [await connect(server, room, "alice"), await connect(server, room, "bob"), await connect(server, "x")]
     server.signal(sig)
-    codes = await asyncio.gather(*[client.closed() for client in clients])
-    assert [code for code, _, _ in codes] == [1001, 1001, 1001]
+    closes = await asyncio.gather(*[client.closed() for client in clients])
+    assert [(code, reason) for code, reason, _ in closes] == [GOING_AWAY] * 3
     status = await asyncio.to_thread(server.wait, 5.0)
     assert status in (0, -sig), f"exit status {status}: neither 0 nor the signal re-raised after a clean shutdown"
+    assert "Traceback" not in server.log()
+
+
+async def test_shutdown_reaches_a_client_behind_on_reading(
+    make_server: MakeServer, connect: Connector, room: str
+) -> None:
+    """§14: a client that is not reading when the server stops still gets 1001 if it reads again at once."""
+    server = make_server({"CHAT_RATE_LIMIT": "100000", "CHAT_SEND_QUEUE": "100000"}, fresh=True)
+    assert isinstance(server, ServerProcess)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    behind = await connect(server, room, "behind", sock=sock, max_queue=1)
+    sender = await connect(server, room, "sender")
+    for batch in range(100):  # 4 MB: more than the socket buffers hold, so the server's writer is blocked
+        for _ in range(20):
+            await sender.say("x" * 1900)
+        frames = await sender.until(ack_with_seq(20 * (batch + 1)), timeout=20)
+        assert all(f["type"] in ("chat.message", "ack", "presence.join") for f in frames)
+    server.signal(signal.SIGTERM)
+    code, reason, frames = await behind.closed(timeout=20)
+    assert (code, reason) == GOING_AWAY
+    seqs = [f["seq"] for f in frames if f["type"] == "chat.message"]
+    assert seqs == list(range(1, len(seqs) + 1))
     assert "Traceback" not in server.log()

@@ -10,10 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Close as WsClose
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as sync_connect
 
-from tests.client import chat_url
+from tests.client import chat_url, metric, wait_for_metric
 from tests.conftest import Connector, MakeServer
 from tests.harness import Server
 from tests.test_05_frames import SERVER_TYPES
@@ -97,3 +98,25 @@ async def test_invalid_utf8_closes_1007(make_server: MakeServer, connect: Connec
     assert (await client.closed())[0] == 1007
     assert server.healthy()
     assert "Traceback" not in server.log(start)
+
+
+async def test_frames_then_close_in_one_write(make_server: MakeServer, connect: Connector, room: str) -> None:
+    """§15: a ping, a binary frame and a close frame arriving together end the connection without a traceback."""
+    server = make_server(FAST, private="fuzz")
+    start = server.log_size()
+    binary = await metric(server, "chat_disconnects_total", {"reason": "binary_frame"})
+    client = await connect(server, room)
+    client.write_at_once('{"type": "ping"}', b"binary", WsClose(1000, "bye"))
+    await wait_for_metric(server, "chat_disconnects_total", binary + 1, {"reason": "binary_frame"})
+    assert server.healthy()
+    assert "Traceback" not in server.log(start)
+
+
+async def test_burst_larger_than_the_send_queue(make_server: MakeServer, connect: Connector, room: str) -> None:
+    """§15, §13.4: a client that reads keeps up, even when it sends more frames at once than its queue holds."""
+    server = make_server(FAST, private="fuzz")
+    client = await connect(server, room)
+    count = 3 * 256  # CHAT_SEND_QUEUE's default is 256
+    client.write_at_once(*['{"type": "ping"}'] * count)
+    assert [await client.recv() for _ in range(count)] == [{"type": "pong"}] * count
+    assert await client.barrier() == []
