@@ -6,7 +6,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 IMPL ?=
 PORT ?=
 PYTEST_ARGS ?=
@@ -21,7 +21,7 @@ help: ## Show this help
 
 install: $(STAMP) ## Create .venv with the pinned Python packages (and Debian packages when missing)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s "$$p" >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \

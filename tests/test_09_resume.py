@@ -97,31 +97,44 @@ async def test_resume_at_the_live_boundary(make_server: MakeServer, connect: Con
     writer = await connect(server, room, "writer")
     reader = await connect(server, room, "reader", since=0)
     epoch = reader.welcome["payload"]["epoch"]
-    total = 300
-    stop = asyncio.Event()
+    reconnected = asyncio.Event()
+    progress = asyncio.Condition()  # the writer stays at most 50 messages ahead: resumes stay within history
+    sent = 0
+    seen: list[int] = []
 
-    async def keep_sending() -> None:
-        for n in range(total):
-            await writer.say(f"live {n}")
-            if n % 10 == 0:
-                await asyncio.sleep(0)  # ok-sleep: yield so the reader's reconnects interleave with the sends
-        stop.set()
+    def writer_may_go_on() -> bool:
+        return sent - len(seen) < 50 or reconnected.is_set()
+
+    async def keep_sending() -> None:  # until the reader has reconnected 8 times: every reconnect meets live traffic
+        nonlocal sent
+        while not reconnected.is_set() and sent < 5000:
+            await writer.say(f"live {sent}")
+            sent += 1
+            async with progress:
+                await asyncio.wait_for(progress.wait_for(writer_may_go_on), 10)
 
     sending = asyncio.create_task(keep_sending())
     draining = asyncio.create_task(writer.drain())  # the writer reads its own copies and acks meanwhile
-    seen: list[int] = []
     reconnects = 0
-    while not seen or seen[-1] < total:
+    while reconnects < 8:
         frame = await reader.recv(timeout=10)
         if frame["type"] == "chat.message":
             seen.append(frame["seq"])
-        if frame["type"] == "chat.message" and len(seen) % 25 == 0 and reconnects < 8:
-            await reader.close()
-            reader = await connect(server, room, "reader", since=seen[-1], epoch=epoch)
-            assert reader.welcome["payload"]["resumed"] is True
-            reconnects += 1
+            async with progress:
+                progress.notify_all()
+            if len(seen) % 25 == 0:
+                reader.ws.transport.abort()  # the connection drops (a close handshake would be just as fine)
+                reader = await connect(server, room, "reader", since=seen[-1], epoch=epoch)
+                assert reader.welcome["payload"]["resumed"] is True
+                reconnects += 1
+    reconnected.set()
+    async with progress:
+        progress.notify_all()
     await sending
+    while seen[-1] < sent:
+        frame = await reader.recv(timeout=10)
+        if frame["type"] == "chat.message":
+            seen.append(frame["seq"])
     draining.cancel()
-    assert stop.is_set()
-    assert reconnects == 8
-    assert seen == list(range(1, total + 1))
+    assert sending.result() is None and sent < 5000, "the reader did not get through 8 reconnects in time"
+    assert seen == list(range(1, sent + 1))
