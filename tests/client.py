@@ -138,10 +138,11 @@ async def open_client(
     headers: Mapping[str, str] | None = None,
     origin: str | None = None,
     auth: Literal["query", "cookie"] = "query",
-    sock: socket.socket | None = None,
+    reading: bool = True,
     **options: Any,
 ) -> Client:
-    """Connect and read the welcome (which must come first)."""
+    """Connect and read the welcome (which must come first). ``reading=False``: a client that stops reading
+    after the welcome, with buffers so small that the server soon finds its socket full."""
     token = token or await server.atoken(user)
     query: dict[str, str | int | None] = {"since": since, "epoch": epoch}
     extra = dict(headers or {})
@@ -150,6 +151,12 @@ async def open_client(
     else:
         extra["Cookie"] = f"chat_token={token}"
     options.setdefault("max_size", None)
+    sock = None
+    if not reading:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
+        options["max_queue"] = 1
     ws = await connect(
         chat_url(server, room, **query),
         additional_headers=extra,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.client import Client, Frame
 from tests.conftest import Connector, MakeServer
-from tests.harness import Server
+from tests.harness import FAST, Server
 
 
 async def ack_for(client: Client, msg_id: str) -> Frame:
@@ -53,7 +53,7 @@ async def test_same_id_other_user_or_room(server: Server, connect: Connector, ro
 
 async def test_retry_after_history_evicted(make_server: MakeServer, connect: Connector, room: str) -> None:
     """§8: an id is remembered only while its message is retained; after that a retry is a new message."""
-    server = make_server({"CHAT_HISTORY_SIZE": "3", "CHAT_RATE_LIMIT": "100000"})
+    server = make_server({**FAST, "CHAT_HISTORY_SIZE": "3"})
     alice = await connect(server, room, "alice")
     await alice.say("first", "old")
     for n in range(3):

@@ -6,9 +6,7 @@ import asyncio
 
 from tests.client import Client, Frame
 from tests.conftest import Connector, MakeServer
-from tests.harness import Server
-
-FAST = {"CHAT_RATE_LIMIT": "100000"}
+from tests.harness import FAST, Server
 
 
 async def fill(client: Client, count: int) -> list[Frame]:
@@ -79,7 +77,7 @@ async def test_since_from_the_future(server: Server, connect: Connector, room: s
 
 async def test_history_window(make_server: MakeServer, connect: Connector, room: str) -> None:
     """§9: only the last CHAT_HISTORY_SIZE messages are retained; a resume point before them is not a resume."""
-    server = make_server({"CHAT_HISTORY_SIZE": "5", "CHAT_RATE_LIMIT": "100000"})
+    server = make_server({**FAST, "CHAT_HISTORY_SIZE": "5"})
     alice = await connect(server, room, "alice")
     sent = await fill(alice, 8)  # retained: 4..8
     epoch = alice.welcome["payload"]["epoch"]

@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import Connector, MakeServer
-from tests.harness import Server
+from tests.harness import FAST, Server
 
-FAST = {"CHAT_RATE_LIMIT": "100000"}
 OK_ID = "id-1"
 
 

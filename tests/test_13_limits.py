@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 
 import pytest
 
 from tests.client import metric, wait_for_metric
 from tests.conftest import Connector, MakeServer
-from tests.harness import Server
+from tests.harness import FAST, Server
 
 
 def padded_ping(size: int) -> str:
@@ -87,22 +86,15 @@ async def test_pong_is_not_rate_limited(make_server: MakeServer, connect: Connec
     assert await alice.recv() == {"type": "pong"}
 
 
-SLOW = {"CHAT_RATE_LIMIT": "100000", "CHAT_SEND_QUEUE": "16"}
+SLOW = {**FAST, "CHAT_SEND_QUEUE": "16"}
 TEXT = "x" * 1900  # big frames fill the socket buffers sooner
-
-
-def small_buffer_socket(server: Server) -> socket.socket:
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", server.port))
-    return sock
 
 
 async def test_slow_consumer(make_server: MakeServer, connect: Connector, room: str) -> None:
     """§13.4: a member that stops reading is closed with 4001; the others get everything; it resumes with since."""
     server = make_server(SLOW)
     fast = await connect(server, room, "fast")
-    slow = await connect(server, room, "slow", sock=small_buffer_socket(server), max_queue=1)
+    slow = await connect(server, room, "slow", reading=False)
     epoch = slow.welcome["payload"]["epoch"]
     await fast.expect("presence.join")
     fast_seqs: list[int] = []

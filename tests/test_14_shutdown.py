@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 from collections.abc import Callable
 
 import pytest
 
 from tests.client import Frame
 from tests.conftest import Connector, MakeServer
-from tests.harness import ServerProcess
+from tests.harness import FAST, ServerProcess
 
 GOING_AWAY = (1001, "server shutting down")
 
@@ -38,12 +37,9 @@ async def test_shutdown_reaches_a_client_behind_on_reading(
     make_server: MakeServer, connect: Connector, room: str
 ) -> None:
     """§14: a client that is not reading when the server stops still gets 1001 if it reads again at once."""
-    server = make_server({"CHAT_RATE_LIMIT": "100000", "CHAT_SEND_QUEUE": "100000"}, fresh=True)
+    server = make_server({**FAST, "CHAT_SEND_QUEUE": "100000"}, fresh=True)
     assert isinstance(server, ServerProcess)
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", server.port))
-    behind = await connect(server, room, "behind", sock=sock, max_queue=1)
+    behind = await connect(server, room, "behind", reading=False)
     sender = await connect(server, room, "sender")
     for batch in range(100):  # 4 MB: more than the socket buffers hold, so the server's writer is blocked
         for _ in range(20):

@@ -16,10 +16,9 @@ from websockets.sync.client import connect as sync_connect
 
 from tests.client import chat_url, metric, wait_for_metric
 from tests.conftest import Connector, MakeServer
-from tests.harness import Server
+from tests.harness import FAST, Server
 from tests.test_05_frames import SERVER_TYPES
 
-FAST = {"CHAT_RATE_LIMIT": "100000"}
 text = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)  # any Unicode a text frame can carry
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | text,
