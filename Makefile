@@ -1,7 +1,7 @@
 # One chat protocol, three implementations. `make help` lists what you can do.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help install run run-fastapi test test-running lint format clean
+.PHONY: help install run run-fastapi run-channels test test-running lint format clean
 
 PYTHON ?= python3
 VENV := .venv
@@ -16,7 +16,7 @@ APT_PACKAGES :=
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
 	@echo
-	@echo "  Variables: IMPL=fastapi (test one implementation), PORT=9000 (run on another port),"
+	@echo "  Variables: IMPL=fastapi|channels (test one implementation), PORT=9000 (run on another port),"
 	@echo "             CHAT_SERVER_URL=http://host:port (test-running), any CHAT_* setting (see SPEC.md §16)."
 
 install: $(STAMP) ## Create .venv with the pinned Python packages (and Debian packages when missing)
@@ -41,8 +41,12 @@ run: run-fastapi ## Run chapter 1 (FastAPI) on http://127.0.0.1:8001
 run-fastapi: install ## Chapter 1: FastAPI + uvicorn on 127.0.0.1:8001 (PORT= overrides)
 	CHAT_PORT=$(or $(PORT),8001) $(PY) 01_fastapi/server.py
 
+run-channels: install ## Chapter 2: Django Channels + daphne on 127.0.0.1:8002 (PORT= overrides)
+	CHAT_PORT=$(or $(PORT),8002) $(PY) 02_channels/server.py
+
 test: install ## Run every test: each chapter's own tests, then the conformance suite (IMPL= for one)
 	$(PY) -m pytest 01_fastapi $(PYTEST_ARGS)
+	$(PY) -m pytest 02_channels $(PYTEST_ARGS)
 	$(PY) -m pytest tests $(if $(IMPL),--impl=$(IMPL)) $(PYTEST_ARGS)
 
 test-running: install ## Run the conformance suite against a running server: CHAT_SERVER_URL=http://host:port
@@ -54,6 +58,7 @@ lint: install ## ruff (lint and format check) and mypy (strict) on the core, the
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy chatcore tests
 	$(VENV)/bin/mypy 01_fastapi
+	MYPYPATH=02_channels $(VENV)/bin/mypy 02_channels
 
 format: install ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .

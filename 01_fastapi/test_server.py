@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from server import create_app
 from starlette.websockets import WebSocketDisconnect
 
 from chatcore.settings import Settings
+from server import create_app
 
 SETTINGS = Settings(secret="test-secret-test-secret-test-secret", port=80)
 

@@ -33,17 +33,33 @@ def check_handshake(
     origin: str | None,
     port: int,
 ) -> Handshake:
-    """Accept the handshake or raise ``Refusal`` saying why."""
+    """Accept the handshake or raise ``Refusal`` saying why: the three checks below, in order."""
+    check_origin(settings, origin, port)
+    user = authenticate(settings, query, cookies)
+    return check_request(user=user, room=room, query=query)
+
+
+def check_origin(settings: Settings, origin: str | None, port: int) -> None:
+    """A browser's page may connect only from an allowed origin; a request without Origin is not a browser's."""
     if origin is not None and origin not in settings.origins_for(port):
         raise Refusal(f"Origin {origin[:100]!r} is not allowed; set CHAT_ALLOWED_ORIGINS to allow it.")
-    if not valid_room(room):
-        raise Refusal("Room names are 1-64 characters of A-Z a-z 0-9 _ -.")
+
+
+def authenticate(settings: Settings, query: Mapping[str, str], cookies: Mapping[str, str]) -> str:
+    """The user named by the token from ``?token=``, or else from the cookie set by ``/api/token``."""
     token = query.get("token") or cookies.get(COOKIE_NAME)
     if not token:
         raise Refusal(f'No token: pass "?token=" or the "{COOKIE_NAME}" cookie from /api/token.')
     user = verify_token(token, settings)
     if user is None:
         raise Refusal("The token is invalid or expired; get a new one from /api/token.")
+    return user
+
+
+def check_request(*, user: str, room: str, query: Mapping[str, str]) -> Handshake:
+    """The room and the resume point (``since`` and ``epoch``) the authenticated ``user`` asks for."""
+    if not valid_room(room):
+        raise Refusal("Room names are 1-64 characters of A-Z a-z 0-9 _ -.")
     raw_since = query.get("since")
     since = None
     if raw_since is not None:

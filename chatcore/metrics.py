@@ -9,6 +9,9 @@ disable_created_metrics()  # type: ignore[no-untyped-call]  # keep /metrics to t
 CONNECTIONS = Gauge("chat_connections", "Open chat WebSocket connections.")
 MESSAGES_RECEIVED = Counter("chat_messages_received", "Valid chat.message frames accepted from clients.")
 MESSAGES_DELIVERED = Counter("chat_messages_delivered", "chat.message frames handed to a client's socket.")
+FANOUT_GAPS = Counter(
+    "chat_fanout_gaps", "Gaps in a connection's stream of messages (lost by the fan-out), refilled from history."
+)
 DISCONNECTS = Counter("chat_disconnects", "Chat connections that ended, by reason.", ["reason"])
 
 

@@ -20,8 +20,9 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from chatcore.backend import Backend, create_backend
+from chatcore.fanout import Fanout, LocalFanout
 from chatcore.handshake import Handshake
-from chatcore.metrics import CONNECTIONS, DISCONNECTS, MESSAGES_DELIVERED, MESSAGES_RECEIVED
+from chatcore.metrics import CONNECTIONS, DISCONNECTS, FANOUT_GAPS, MESSAGES_DELIVERED, MESSAGES_RECEIVED
 from chatcore.protocol import (
     GOING_AWAY,
     HEARTBEAT_TIMEOUT,
@@ -57,10 +58,11 @@ SHUTDOWN_TIMEOUT = 2.0  # how long shutdown waits for every connection to be clo
 class Session:
     """One client connection: its outbound queue, rate limit, heartbeat clock, and why it ended."""
 
-    def __init__(self, hub: Hub, user: str, room: str) -> None:
+    def __init__(self, hub: Hub, user: str, room: str, address: str = "") -> None:
         self.hub = hub
         self.user = user
         self.room = room
+        self.address = address  # how a broker fan-out addresses this connection (chapter 2: its channel name)
         settings = hub.settings
         self.settings = settings
         loop = asyncio.get_running_loop()
@@ -68,7 +70,10 @@ class Session:
         # Frames to send, as (seq, frame): seq > 0 for chat.message frames, 0 for everything else.
         self.backlog: deque[tuple[int, str]] = deque()  # welcome and replay: sent first, not bounded
         self.outbox: asyncio.Queue[tuple[int, str]] = asyncio.Queue(settings.send_queue)
+        self.epoch = ""  # the room's epoch when this connection joined
         self.last_seq = 0  # the seq of the last chat.message handed to the socket
+        self.queued_seq = 0  # the highest seq queued for it
+        self.room_seq = 0  # the room's latest seq at the previous heartbeat (see catch_up)
         self.bucket = TokenBucket(settings.rate_limit, settings.rate_burst, self.clock)
         self.strikes = 0
         self.last_seen = self.clock()
@@ -85,19 +90,53 @@ class Session:
             self.outbox.put_nowait((seq, frame))
         except asyncio.QueueFull:
             self.close(SLOW_CONSUMER)
+            return
+        self.queued_seq = max(self.queued_seq, seq)
 
     async def next_frame(self) -> str:
-        """The next frame to write to the socket, in protocol order, each chat.message once."""
+        """The next frame to write to the socket, in protocol order: each chat.message once, without a gap."""
         while True:
             seq, frame = self.backlog.popleft() if self.backlog else await self.outbox.get()
             if seq:
                 if seq <= self.last_seq:
-                    # Already sent. Only possible with a backend that awaits between subscribing and
-                    # taking the snapshot (see Hub.connect): then replay and live stream can overlap.
+                    # Already sent: the replay and the live stream overlap (see Hub.connect), or it was refilled.
                     continue
+                if seq > self.last_seq + 1:
+                    await self.refill()  # the fan-out lost the messages in between
+                    continue  # this one is among the refilled
                 self.last_seq = seq
                 MESSAGES_DELIVERED.inc()
             return frame
+
+    async def refill(self) -> None:
+        """Put every message after the last one sent, from history, in front of the queue (SPEC.md §7)."""
+        FANOUT_GAPS.inc()
+        snapshot = await self.hub.backend.snapshot(self.room, self.last_seq, self.epoch)
+        if not snapshot.resumed:
+            # They have left history: this connection fell too far behind. Send nothing past the gap; the
+            # client resumes with since= and is told (resumed: false) that it may have missed some (§13.4).
+            self.close(SLOW_CONSUMER)
+            await asyncio.get_running_loop().create_future()  # until run() cancels the writer
+        self.backlog.extendleft((message.seq, message.frame) for message in reversed(snapshot.messages))
+        self.queued_seq = max(self.queued_seq, snapshot.seq)
+
+    async def catch_up(self) -> None:
+        """Once per heartbeat: renew the fan-out subscription, and queue messages that the fan-out lost and
+        nothing later revealed (a lost message is noticed in next_frame when a later one arrives; a lost
+        last one only here, one heartbeat interval after it was committed)."""
+        await self.hub.fanout.subscribe(self)
+        missed, queued = self.room_seq > self.queued_seq, self.queued_seq
+        self.room_seq = (await self.hub.backend.snapshot(self.room, None, None)).seq
+        if not missed:
+            return
+        FANOUT_GAPS.inc()
+        snapshot = await self.hub.backend.snapshot(self.room, queued, self.epoch)
+        if not snapshot.resumed:
+            self.close(SLOW_CONSUMER)  # as in refill()
+            return
+        for message in snapshot.messages:
+            if message.seq > self.queued_seq:
+                self.send(message.frame, message.seq)
 
     # Inbound
 
@@ -150,7 +189,8 @@ class Session:
             if now >= next_ping:
                 self.send(PING_FRAME)
                 next_ping = now + interval
-            await asyncio.sleep(min(next_ping, deadline) - now)
+                await self.catch_up()
+            await asyncio.sleep(max(0.0, min(next_ping, deadline) - self.clock()))
 
     # Lifecycle
 
@@ -203,24 +243,26 @@ class Session:
 
 
 class Hub:
-    """Every connection of this process, by room: connect, publish and fan out, disconnect, shut down."""
+    """Every connection of this process: connect, publish and fan out, disconnect, shut down."""
 
-    def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
+    def __init__(self, settings: Settings, backend: Backend | None = None, fanout: Fanout | None = None) -> None:
         self.settings = settings
         self.backend = backend if backend is not None else create_backend(settings)
-        self.rooms: dict[str, set[Session]] = {}
+        self.fanout = fanout if fanout is not None else LocalFanout()
+        self.sessions: set[Session] = set()
         self.shutting_down = False
 
-    async def connect(self, handshake: Handshake) -> Session:
+    async def connect(self, handshake: Handshake, address: str = "") -> Session:
         """Join the room: queue the welcome and the replay, tell the others if this user just arrived."""
-        session = Session(self, handshake.user, handshake.room)
-        self.rooms.setdefault(handshake.room, set()).add(session)  # subscribe first: miss nothing meanwhile
+        session = Session(self, handshake.user, handshake.room, address)
+        await self.fanout.subscribe(session)  # subscribe first: miss nothing meanwhile
         try:
             snapshot = await self.backend.snapshot(handshake.room, handshake.since, handshake.epoch)
             presence = await self.backend.join(handshake.room, handshake.user)
         except BaseException:
-            self._unsubscribe(session)
+            await self.fanout.unsubscribe(session)
             raise
+        self.sessions.add(session)
         CONNECTIONS.inc()
         welcome = welcome_frame(
             user=handshake.user,
@@ -233,13 +275,19 @@ class Hub:
         )
         session.backlog.append((0, welcome))
         session.backlog.extend((message.seq, message.frame) for message in snapshot.messages)
+        session.epoch = snapshot.epoch
         # Live messages up to the snapshot's seq were either replayed or predate the welcome.
         session.last_seq = snapshot.messages[0].seq - 1 if snapshot.messages else snapshot.seq
-        if presence.changed:
-            frame = presence_frame("join", user=handshake.user, members=presence.members)
-            self.fan_out(handshake.room, frame, skip=session)
+        session.queued_seq = session.room_seq = snapshot.seq
         if self.shutting_down:
             session.close(GOING_AWAY)
+        if presence.changed:
+            frame = presence_frame("join", user=handshake.user, members=presence.members)
+            try:
+                await self.fanout.publish(handshake.room, frame, skip=session)
+            except BaseException:
+                await self.disconnect(session)
+                raise
         return session
 
     async def publish(self, session: Session, message: ChatMessage) -> None:
@@ -247,37 +295,27 @@ class Hub:
         MESSAGES_RECEIVED.inc()
         published = await self.backend.publish(session.room, session.user, message.id, message.text)
         if published.message is not None:
-            self.fan_out(session.room, published.message.frame, seq=published.seq)
+            await self.fanout.publish(session.room, published.message.frame, seq=published.seq)
         session.send(ack_frame(id=message.id, seq=published.seq))
-
-    def fan_out(self, room: str, frame: str, *, seq: int = 0, skip: Session | None = None) -> None:
-        for session in self.rooms.get(room, ()):
-            if session is not skip:
-                session.send(frame, seq)
 
     async def disconnect(self, session: Session) -> None:
         """Leave the room; tell the others if that was the user's last connection."""
         session.close(closed_by_peer(None))  # no-op if the reason is already known
-        self._unsubscribe(session)
+        self.sessions.discard(session)
         try:
+            await self.fanout.unsubscribe(session)
             presence = await self.backend.leave(session.room, session.user)
             if presence.changed:
-                self.fan_out(session.room, presence_frame("leave", user=session.user, members=presence.members))
+                frame = presence_frame("leave", user=session.user, members=presence.members)
+                await self.fanout.publish(session.room, frame)
         finally:
             CONNECTIONS.dec()
             DISCONNECTS.labels(session.ended.result().label).inc()
 
-    def _unsubscribe(self, session: Session) -> None:
-        room = self.rooms.get(session.room)
-        if room is not None:
-            room.discard(session)
-            if not room:
-                del self.rooms[session.room]
-
     async def shutdown(self) -> None:
         """Close every connection with 1001 and wait (bounded) until each close frame has gone out."""
         self.shutting_down = True
-        sessions = [session for room in self.rooms.values() for session in room]
+        sessions = list(self.sessions)
         for session in sessions:
             session.close(GOING_AWAY)
         if sessions:

@@ -17,5 +17,6 @@ IMPLEMENTATIONS = {
     impl.name: impl
     for impl in [
         Implementation("fastapi", (sys.executable, "01_fastapi/server.py")),
+        Implementation("channels", (sys.executable, "02_channels/server.py")),
     ]
 }

@@ -1,0 +1,49 @@
+"""The HTTP side of the protocol as Django views: the page and its files, tokens, health, metrics (SPEC.md §2)."""
+
+import mimetypes
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import require_GET
+
+from chatcore.metrics import render
+from chatcore.web import CLIENT_DIR, INDEX_HTML, grant_token, health
+
+IMPL = "channels"
+
+
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(INDEX_HTML.read_bytes(), content_type="text/html; charset=utf-8")
+
+
+@require_GET
+def client_file(request: HttpRequest, name: str) -> HttpResponse:
+    """A file of shared_client/, by name: nothing outside that folder, nothing in a subfolder."""
+    path = CLIENT_DIR / name
+    if name.startswith(".") or not path.is_file():
+        raise Http404(name)
+    content_type, _ = mimetypes.guess_type(name)
+    return HttpResponse(path.read_bytes(), content_type=content_type or "application/octet-stream")
+
+
+@require_GET
+async def healthz(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(health(IMPL))
+
+
+@require_GET
+async def token(request: HttpRequest) -> JsonResponse:
+    grant = grant_token(request.GET.get("user"), settings.CHAT)
+    response = JsonResponse(grant.body, status=grant.status)
+    if grant.cookie_value is not None:
+        response.set_cookie(
+            grant.cookie_name, grant.cookie_value, max_age=grant.max_age, httponly=True, samesite="Strict"
+        )
+    return response
+
+
+@require_GET
+async def metrics(request: HttpRequest) -> HttpResponse:
+    body, content_type = render()
+    return HttpResponse(body, content_type=content_type)

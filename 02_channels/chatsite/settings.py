@@ -1,0 +1,32 @@
+"""Chapter 2's Django settings: read from the same CHAT_* variables as every chapter (SPEC.md §16)."""
+
+from chatcore.settings import Settings
+
+CHAT = Settings.load(default_port=8002)  # a bad CHAT_* value stops here with one line
+
+# Django signs nothing of ours (no sessions, no forms); the chat's tokens are signed with CHAT_SECRET.
+SECRET_KEY = CHAT.secret
+DEBUG = False
+# Browsers' WebSockets are checked by Origin (chat.middleware, SPEC.md §4); no view builds a URL from Host.
+ALLOWED_HOSTS = ["*"]
+
+INSTALLED_APPS = [
+    "chat",  # first, so that its runserver (daphne's, kept to SPEC.md) wins
+    "daphne",
+]
+MIDDLEWARE: list[str] = []
+DATABASES: dict[str, dict[str, str]] = {}  # the chat keeps its state in chatcore's backend, not in a database
+ROOT_URLCONF = "chatsite.urls"
+ASGI_APPLICATION = "chatsite.asgi.application"
+USE_TZ = True
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels.layers.InMemoryChannelLayer",
+        "CONFIG": {
+            # A consumer's channel holds the group messages it has not dispatched yet. Past capacity, Channels
+            # drops them silently; chatcore.session refills any that go missing from history (SPEC.md §7).
+            "capacity": CHAT.send_queue,
+        },
+    },
+}

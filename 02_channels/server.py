@@ -1,0 +1,166 @@
+"""Chapter 2: the chat protocol on Django Channels, served by daphne."""
+
+from __future__ import annotations
+
+import daphne.server  # first: it installs Twisted's asyncio reactor, and Twisted minds the order
+
+# isort: split
+import asyncio
+import logging
+import math
+import os
+from collections.abc import Callable
+from typing import Any
+
+import django
+from autobahn.util import encode_truncate
+from daphne.access import AccessLogGenerator
+from daphne.endpoints import build_endpoint_description_strings
+from daphne.ws_protocol import WebSocketProtocol
+from django.conf import settings as django_settings
+from twisted.internet import defer
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.tcp import Port
+from zope.interface import implementer
+
+from chatcore.logs import setup_logging
+from chatcore.session import CLOSE_TIMEOUT, SHUTDOWN_TIMEOUT
+
+logger = logging.getLogger("chat")
+
+
+@implementer(IPushProducer)
+class WriteBuffer:
+    """Twisted tells its producer when a connection's write buffer is full (pause) and empty again (resume):
+    this one turns that into an event that asyncio code can wait on."""
+
+    def __init__(self) -> None:
+        self.has_room = asyncio.Event()
+        self.has_room.set()
+
+    def pauseProducing(self) -> None:  # Twisted's names
+        self.has_room.clear()
+
+    def resumeProducing(self) -> None:
+        self.has_room.set()
+
+    def stopProducing(self) -> None:  # the connection is gone: let waiting writers go
+        self.has_room.set()
+
+
+class ChatWebSocketProtocol(WebSocketProtocol):  # type: ignore[misc]  # daphne has no type hints
+    """daphne's WebSocket connection, with the two things SPEC.md needs that it lacks: closing with the
+    application's code *and reason* (daphne drops the reason, and autobahn's ``sendClose`` refuses 1001, 1003
+    and 1008), and a buffer that tells the application when the client is not reading."""
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.write_buffer = WriteBuffer()
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # twisted.web registered its HTTP channel as the transport's producer before the upgrade: take over.
+        self.transport.unregisterProducer()
+        self.transport.registerProducer(self.write_buffer, True)
+
+    def handle_reply(self, message: dict[str, Any]) -> None:
+        if message["type"] == "websocket.close" and self.state == self.STATE_OPEN:
+            reason = encode_truncate(message.get("reason") or "", 123)  # a close frame holds 123 bytes of reason
+            self.sendCloseFrame(code=message.get("code") or 1000, reasonUtf8=reason)
+        else:
+            super().handle_reply(message)
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        super().onClose(wasClean, code, reason)
+        self.write_buffer.stopProducing()
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+class ChatServer(daphne.server.Server):  # type: ignore[misc]
+    """daphne, set up to keep SPEC.md, whoever starts it (``server.py`` here, or ``manage.py runserver``):
+
+    - ``await send(...)`` of a WebSocket frame waits while the client is not reading, as in uvicorn, so a
+      full send queue means a slow consumer (§13.4) instead of memory growing without bound;
+    - no protocol-level pings (§11), no 24-hour limit on a connection, frames up to CHAT_MAX_MESSAGE_BYTES
+      (§13.1), and a close frame (1002, 1007, 1009) instead of a dropped connection on a broken frame;
+    - on SIGTERM or SIGINT, every chat connection is closed with 1001 before daphne cancels them (§14).
+    """
+
+    def __init__(self, application: Any, **kwargs: Any) -> None:
+        chat = django_settings.CHAT
+        kwargs.update(
+            # Limits
+            websocket_max_message_size=chat.max_message_bytes,
+            websocket_max_frame_size=chat.max_message_bytes,
+            # Timeouts
+            ping_interval=math.inf,  # the protocol's own heartbeat replaces daphne's pings (and their timeout)
+            websocket_timeout=-1,  # daphne's default closes every WebSocket after 24 hours
+        )
+        self.on_ready: Callable[[], None] | None = kwargs.pop("ready_callable", None)
+        super().__init__(application, ready_callable=self.configure, **kwargs)
+        self.ports: list[Port] = []
+
+    def configure(self) -> None:
+        """Called by daphne's ``run()`` once it has built its WebSocket factory, before the reactor starts."""
+        self.ws_factory.protocol = ChatWebSocketProtocol
+        self.ws_factory.setProtocolOptions(
+            failByDrop=False,  # answer a broken frame with a close frame, not a dropped connection
+            closeHandshakeTimeout=CLOSE_TIMEOUT,  # a client behind on reading still gets its close frame
+        )
+        if self.on_ready is not None:
+            self.on_ready()
+
+    def listen_success(self, port: Port) -> None:
+        super().listen_success(port)
+        self.ports.append(port)
+
+    async def handle_reply(self, protocol: Any, message: dict[str, Any]) -> None:
+        await super().handle_reply(protocol, message)
+        if message["type"] == "websocket.send" and isinstance(protocol, ChatWebSocketProtocol):
+            await protocol.write_buffer.has_room.wait()
+
+    def kill_all_applications(self) -> defer.Deferred[None]:
+        """daphne runs this before the reactor stops, and cancels every application: first, close them well."""
+        return defer.Deferred.fromFuture(asyncio.ensure_future(self.shutdown()))
+
+    async def shutdown(self) -> None:
+        from chat.hub import get_hub
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SHUTDOWN_TIMEOUT
+        for port in self.ports:
+            port.stopListening()  # type: ignore[no-untyped-call]  # stop accepting first
+        await get_hub().shutdown()  # 1001 to every chat connection
+        # Twisted drops whatever is still buffered when the reactor stops: wait for the clients' replies.
+        sockets = [p.closed for p in self.connections if isinstance(p, ChatWebSocketProtocol) and not p.closed.done()]
+        if sockets:
+            await asyncio.wait(sockets, timeout=max(0.0, deadline - loop.time()))
+        await super().kill_all_applications().asFuture(loop)
+
+
+class AccessLog(AccessLogGenerator):  # type: ignore[misc]
+    """daphne's access log, written to the ``daphne.access`` logger (so tokens get redacted) instead of stdout."""
+
+    def __init__(self) -> None:
+        super().__init__(stream=None)
+
+    def write_entry(self, host: str, date: Any, request: str, status: int | None = None, **_: Any) -> None:
+        logging.getLogger("daphne.access").info('%s "%s" %s', host, request, status or "-")
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
+    django.setup()  # reads the CHAT_* variables (chatsite/settings.py)
+    settings = django_settings.CHAT
+    setup_logging(settings, "daphne", "daphne.access", "django")
+    from chatsite.asgi import application
+
+    server = ChatServer(
+        application,
+        endpoints=build_endpoint_description_strings(host=settings.host, port=settings.port),
+        action_logger=AccessLog(),
+    )
+    server.run()
+
+
+if __name__ == "__main__":
+    main()
