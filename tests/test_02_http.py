@@ -78,6 +78,7 @@ def test_metrics_format(server: Server) -> None:
         "# TYPE chat_messages_received_total counter",
         "# TYPE chat_messages_delivered_total counter",
         "# TYPE chat_disconnects_total counter",
+        "# TYPE chat_fanout_gaps_total counter",
     ]:
         assert line in response.text.splitlines(), line
 
