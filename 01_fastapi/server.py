@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.websockets import WebSocketState
 
 from chatcore.handshake import Refusal, check_handshake
-from chatcore.logs import setup_logging
+from chatcore.logs import setup_logging, shorten
 from chatcore.metrics import render
 from chatcore.protocol import BINARY_FRAME, Close, closed_by_peer
 from chatcore.session import Hub, Session
@@ -65,7 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
                 port=websocket.scope["server"][1],
             )
         except Refusal as refusal:
-            logger.info("Refused /ws/chat/%s: %s", room[:64], refusal)
+            logger.info("Refused /ws/chat/%s: %s", shorten(room), refusal)
             await websocket.close()  # before accept: uvicorn answers HTTP 403
             return
         await websocket.accept()

@@ -49,9 +49,16 @@ class WriteBuffer:
 
 
 class ChatWebSocketProtocol(WebSocketProtocol):  # type: ignore[misc]  # daphne has no type hints
-    """daphne's WebSocket connection, with the two things SPEC.md needs that it lacks: closing with the
-    application's code *and reason* (daphne drops the reason, and autobahn's ``sendClose`` refuses 1001, 1003
-    and 1008), and a buffer that tells the application when the client is not reading."""
+    """daphne's WebSocket connection, with what SPEC.md needs and daphne lacks:
+
+    - closing with the application's code *and reason* (daphne drops the reason, and autobahn's ``sendClose``
+      refuses 1001, 1003 and 1008);
+    - a write buffer that the application can wait on while the client is not reading;
+    - the client's close frame reaches the application at once, and a close that waits for a client that does
+      not read ends after CLOSE_TIMEOUT (autobahn would wait for ever).
+    """
+
+    muted: bool = False  # daphne's: set once the application must hear nothing more from this connection
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -62,11 +69,31 @@ class ChatWebSocketProtocol(WebSocketProtocol):  # type: ignore[misc]  # daphne 
         self.transport.registerProducer(self.write_buffer, True)
 
     def handle_reply(self, message: dict[str, Any]) -> None:
-        if message["type"] == "websocket.close" and self.state == self.STATE_OPEN:
-            reason = encode_truncate(message.get("reason") or "", 123)  # a close frame holds 123 bytes of reason
-            self.sendCloseFrame(code=message.get("code") or 1000, reasonUtf8=reason)
+        if message["type"] == "websocket.close" and self.state != self.STATE_CONNECTING:
+            if self.state == self.STATE_OPEN:  # not if the client's close frame came first
+                reason = encode_truncate(message.get("reason") or "", 123)  # a close frame holds 123 bytes of it
+                self.sendCloseFrame(code=message.get("code") or 1000, reasonUtf8=reason)
         else:
             super().handle_reply(message)
+
+    def onCloseFrame(self, code: int | None, reasonRaw: bytes | None) -> bool | None:
+        """The client sent its close frame. autobahn tells daphne only once the TCP connection is gone, which
+        takes as long as the client takes to read what is still buffered for it: tell the application now."""
+        failed = super().onCloseFrame(code, reasonRaw)
+        if not failed and not self.muted and hasattr(self, "application_queue"):
+            self.application_queue.put_nowait({"type": "websocket.disconnect", "code": self.remoteCloseCode or 1005})
+            self.muted = True  # no more frames for the application, and no second disconnect from onClose
+        return failed  # type: ignore[no-any-return]
+
+    def dropConnection(self, abort: bool = False) -> None:
+        """A clean close waits until the client has read everything buffered for it: at most CLOSE_TIMEOUT."""
+        super().dropConnection(abort)
+        if not abort:
+            asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self.abort_if_still_open)
+
+    def abort_if_still_open(self) -> None:
+        if not self.closed.done():
+            self.transport.abortConnection()
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         super().onClose(wasClean, code, reason)
@@ -76,7 +103,7 @@ class ChatWebSocketProtocol(WebSocketProtocol):  # type: ignore[misc]  # daphne 
 
 
 class ChatServer(daphne.server.Server):  # type: ignore[misc]
-    """daphne, set up to keep SPEC.md, whoever starts it (``server.py`` here, or ``manage.py runserver``):
+    """daphne, set up to keep SPEC.md (``manage.py runserver`` uses it too, see its caveat there):
 
     - ``await send(...)`` of a WebSocket frame waits while the client is not reading, as in uvicorn, so a
       full send queue means a slow consumer (§13.4) instead of memory growing without bound;
@@ -134,7 +161,13 @@ class ChatServer(daphne.server.Server):  # type: ignore[misc]
         sockets = [p.closed for p in self.connections if isinstance(p, ChatWebSocketProtocol) and not p.closed.done()]
         if sockets:
             await asyncio.wait(sockets, timeout=max(0.0, deadline - loop.time()))
-        await super().kill_all_applications().asFuture(loop)
+        # What daphne's kill_all_applications does, but it fails on a connection without an application yet.
+        instances = [d["application_instance"] for d in self.connections.values() if "application_instance" in d]
+        for instance in instances:
+            instance.cancel()
+        if instances:
+            await asyncio.wait(instances)
+        logger.info("Stopped %d application instances", len(instances))
 
 
 class AccessLog(AccessLogGenerator):  # type: ignore[misc]

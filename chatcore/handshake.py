@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from chatcore.logs import shorten
 from chatcore.protocol import valid_room
 from chatcore.settings import Settings
 from chatcore.tokens import verify_token
@@ -42,7 +43,7 @@ def check_handshake(
 def check_origin(settings: Settings, origin: str | None, port: int) -> None:
     """A browser's page may connect only from an allowed origin; a request without Origin is not a browser's."""
     if origin is not None and origin not in settings.origins_for(port):
-        raise Refusal(f"Origin {origin[:100]!r} is not allowed; set CHAT_ALLOWED_ORIGINS to allow it.")
+        raise Refusal(f"Origin {shorten(origin)!r} is not allowed; set CHAT_ALLOWED_ORIGINS to allow it.")
 
 
 def authenticate(settings: Settings, query: Mapping[str, str], cookies: Mapping[str, str]) -> str:

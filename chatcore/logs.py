@@ -31,6 +31,11 @@ class RedactTokens(logging.Filter):
         return True
 
 
+def shorten(text: str, limit: int = 100) -> str:
+    """``text`` for a log line: redacted first, then cut (a cut token would escape redaction)."""
+    return redact(text)[:limit]
+
+
 def redact_loggers(*names: str) -> None:
     for name in names:
         logging.getLogger(name).addFilter(RedactTokens())
@@ -39,7 +44,9 @@ def redact_loggers(*names: str) -> None:
 def setup_logging(settings: Settings, *server_loggers: str) -> None:
     """Log the ``chat`` logger like the server does, redact tokens, warn about the development secret."""
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)-9s %(name)s: %(message)s")
-    redact_loggers("chat", *server_loggers)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactTokens())  # every record that reaches the root, from whichever library
+    redact_loggers("chat", *server_loggers)  # and the servers' loggers that have handlers of their own
     if settings.secret == DEV_SECRET:
         logging.getLogger("chat").warning(
             "CHAT_SECRET is not set: tokens are signed with the development secret. Never do this in production."

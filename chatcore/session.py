@@ -122,8 +122,9 @@ class Session:
 
     async def catch_up(self) -> None:
         """Once per heartbeat: renew the fan-out subscription, and queue messages that the fan-out lost and
-        nothing later revealed (a lost message is noticed in next_frame when a later one arrives; a lost
-        last one only here, one heartbeat interval after it was committed)."""
+        nothing later revealed. A lost message is noticed in next_frame when a later one arrives; a lost last
+        one only here, at the second ping after it was committed (the room's seq at one ping is checked
+        against what was queued by the next)."""
         await self.hub.fanout.subscribe(self)
         missed, queued = self.room_seq > self.queued_seq, self.queued_seq
         self.room_seq = (await self.hub.backend.snapshot(self.room, None, None)).seq
@@ -278,7 +279,8 @@ class Hub:
         session.epoch = snapshot.epoch
         # Live messages up to the snapshot's seq were either replayed or predate the welcome.
         session.last_seq = snapshot.messages[0].seq - 1 if snapshot.messages else snapshot.seq
-        session.queued_seq = session.room_seq = snapshot.seq
+        session.queued_seq = max(session.queued_seq, snapshot.seq)  # a fan-out may have queued some already
+        session.room_seq = snapshot.seq
         if self.shutting_down:
             session.close(GOING_AWAY)
         if presence.changed:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.client import metric, wait_for_metric
+from tests.client import message, metric, wait_for_metric
 from tests.conftest import Connector, MakeServer
 from tests.harness import FAST, Server
 
@@ -40,6 +40,17 @@ async def test_binary_frame_closes_1003(server: Server, connect: Connector, room
     client = await connect(server, room)
     await client.send(json.dumps({"type": "ping"}).encode())
     assert await client.closed() == (1003, "binary frames are not supported; send JSON text frames", [])
+
+
+async def test_nothing_after_a_binary_frame(server: Server, connect: Connector, room: str) -> None:
+    """§13.2: a frame that arrives after the binary frame is not processed: the connection has ended."""
+    bob = await connect(server, room, "bob")
+    alice = await connect(server, room, "alice")
+    await bob.expect("presence.join")
+    alice.write_at_once(b"binary", json.dumps(message("too late")))
+    assert (await alice.closed())[0] == 1003
+    assert (await bob.expect("presence.leave"))["payload"]["user"] == "alice"
+    assert await bob.barrier() == []
 
 
 SLOW_RATE = {"CHAT_RATE_LIMIT": "0.01", "CHAT_RATE_BURST": "3"}  # 3 frames, then one per 100 s

@@ -52,3 +52,22 @@ async def test_shutdown_reaches_a_client_behind_on_reading(
     seqs = [f["seq"] for f in frames if f["type"] == "chat.message"]
     assert seqs == list(range(1, len(seqs) + 1))
     assert "Traceback" not in server.log()
+
+
+async def test_shutdown_with_a_request_half_sent(make_server: MakeServer, connect: Connector, room: str) -> None:
+    """§14: a connection still sending its HTTP request doesn't keep the server from closing and exiting cleanly."""
+    server = make_server(fresh=True)
+    assert isinstance(server, ServerProcess)
+    client = await connect(server, room)
+    mute = await connect(server, room, "mute", reading=False)
+    mute.ws.transport.pause_reading()  # it won't answer the server's close either
+    _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # no empty line: the request never ends
+    await writer.drain()
+    await client.barrier()  # the server has read all of that
+    server.signal(signal.SIGTERM)
+    assert (await client.closed())[:2] == GOING_AWAY
+    status = await asyncio.to_thread(server.wait, 5.0)
+    writer.close()
+    assert status in (0, -signal.SIGTERM), f"exit status {status}"
+    assert "Traceback" not in server.log()

@@ -18,6 +18,7 @@ from tests.client import chat_url, metric, wait_for_metric
 from tests.conftest import Connector, MakeServer
 from tests.harness import FAST, Server
 from tests.test_05_frames import SERVER_TYPES
+from tests.test_14_shutdown import ack_with_seq
 
 text = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)  # any Unicode a text frame can carry
 json_values = st.recursive(
@@ -119,3 +120,31 @@ async def test_burst_larger_than_the_send_queue(make_server: MakeServer, connect
     client.write_at_once(*['{"type": "ping"}'] * count)
     assert [await client.recv() for _ in range(count)] == [{"type": "pong"}] * count
     assert await client.barrier() == []
+
+
+@pytest.mark.parametrize(
+    ("frames", "reason"),
+    [((WsClose(1000, "bye"),), "client_closed"), ((b"binary", WsClose(1000, "bye")), "binary_frame")],
+    ids=["close", "binary then close"],
+)
+async def test_close_while_behind_on_reading(
+    make_server: MakeServer, connect: Connector, room: str, frames: tuple[bytes | WsClose, ...], reason: str
+) -> None:
+    """§10, §15: a client that ends its connection while data it has not read is queued for it leaves at once
+    (not at the heartbeat timeout), and the server logs no traceback."""
+    server = make_server({**FAST, "CHAT_SEND_QUEUE": "100000"}, private="fuzz")
+    start = server.log_size()
+    ended = await metric(server, "chat_disconnects_total", {"reason": reason})
+    behind = await connect(server, room, "behind", reading=False)
+    sender = await connect(server, room, "sender")
+    for batch in range(1, 101):  # 4 MB: more than the socket buffers hold
+        for _ in range(20):
+            await sender.say("x" * 1900)
+        await sender.until(ack_with_seq(20 * batch))
+    behind.ws.transport.pause_reading()  # and it won't read its close frame's answer either
+    behind.write_at_once(*frames)
+    leave = await sender.until(lambda f: f["type"] == "presence.leave", timeout=10)  # heartbeat timeout: 40 s
+    assert leave[-1]["payload"]["user"] == "behind"
+    await wait_for_metric(server, "chat_disconnects_total", ended + 1, {"reason": reason})
+    assert server.healthy()
+    assert "Traceback" not in server.log(start)

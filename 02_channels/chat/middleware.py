@@ -9,6 +9,7 @@ from channels.security import websocket as security
 from django.conf import settings
 
 from chatcore.handshake import Refusal, authenticate
+from chatcore.logs import shorten
 from chatcore.settings import Settings
 
 logger = logging.getLogger("chat")
@@ -24,7 +25,8 @@ class OriginValidator(security.OriginValidator):  # type: ignore[misc]  # Channe
     def valid_origin(self, parsed_origin: ParseResult | None) -> bool:
         if parsed_origin is None or super().valid_origin(parsed_origin):
             return True
-        logger.info("Refused: Origin %r is not allowed; set CHAT_ALLOWED_ORIGINS to allow it.", parsed_origin.geturl())
+        origin = shorten(parsed_origin.geturl())
+        logger.info("Refused: Origin %r is not allowed; set CHAT_ALLOWED_ORIGINS to allow it.", origin)
         return False
 
 
@@ -52,7 +54,7 @@ class TokenAuthMiddleware(BaseMiddleware):  # type: ignore[misc]
         try:
             user = authenticate(settings.CHAT, query_params(scope), scope["cookies"])
         except Refusal as refusal:
-            logger.info("Refused %s: %s", scope["path"][:100], refusal)
+            logger.info("Refused %s: %s", shorten(scope["path"]), refusal)
             return await security.WebsocketDenier.as_asgi()(scope, receive, send)
         return await super().__call__(dict(scope, chat_user=user), receive, send)
 

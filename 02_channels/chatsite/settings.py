@@ -19,6 +19,7 @@ DATABASES: dict[str, dict[str, str]] = {}  # the chat keeps its state in chatcor
 ROOT_URLCONF = "chatsite.urls"
 ASGI_APPLICATION = "chatsite.asgi.application"
 USE_TZ = True
+TIME_ZONE = "UTC"
 
 CHANNEL_LAYERS = {
     "default": {

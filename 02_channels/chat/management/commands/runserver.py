@@ -1,11 +1,22 @@
-"""``manage.py runserver``: daphne's development server, with chapter 2's daphne (server.ChatServer) inside."""
+"""``manage.py runserver``: daphne's development server, with chapter 2's daphne (server.ChatServer) inside.
+
+For development: with the autoreloader (the default), daphne runs without its signal handlers, so a reload or
+Ctrl+C drops connections without the 1001 of SPEC.md §14. ``make run-channels`` is the server to deploy.
+"""
+
+from typing import Any
 
 from daphne.management.commands.runserver import Command as DaphneRunserver
 from django.conf import settings
 
+from chatcore.logs import setup_logging
 from server import ChatServer
 
 
 class Command(DaphneRunserver):  # type: ignore[misc]  # daphne has no type hints
     server_cls = ChatServer
     default_port = str(settings.CHAT.port)  # 8002, like make run-channels
+
+    def inner_run(self, *args: Any, **options: Any) -> None:
+        setup_logging(settings.CHAT, "daphne", "django")  # tokens redacted from every log line (SPEC.md §3)
+        super().inner_run(*args, **options)
