@@ -107,12 +107,17 @@ async def test_tokens_never_logged(server: Server, connect: Connector, room: str
     assert await handshake_status(chat_url(server, "bad.room", token=good)) == 403
     encoded = server.token("carol")
     assert await handshake_status(f"{server.ws_url}/ws/chat/{room}?%74oken={encoded}") == 101  # "%74" is "t"
+    in_path = server.token("dave")  # pasted where it doesn't belong: logged as a path, or in an error
+    assert await handshake_status(f"{server.ws_url}/ws/chat/{in_path}") == 403
+    async with httpx2.AsyncClient() as http:
+        assert (await http.get(f"{server.url}/client/{in_path}")).status_code == 404
     await alice.close()
     await (await connect(server, room, "alice", token=good)).barrier()
     log = server.log(start)
     assert "/ws/chat/" in log, "the handshakes were not logged at all"
     for token in (good, cookie, bad, encoded):
         assert token.split(".")[2] not in log
+    assert in_path.split(".")[1] not in log and in_path.split(".")[2] not in log, "not even part of a token"
 
 
 def test_development_secret_warns(make_server: MakeServer) -> None:
