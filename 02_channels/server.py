@@ -69,10 +69,14 @@ class ChatWebSocketProtocol(WebSocketProtocol):  # type: ignore[misc]  # daphne 
         self.transport.registerProducer(self.write_buffer, True)
 
     def handle_reply(self, message: dict[str, Any]) -> None:
-        if message["type"] == "websocket.close" and self.state != self.STATE_CONNECTING:
-            if self.state == self.STATE_OPEN:  # not if the client's close frame came first
-                reason = encode_truncate(message.get("reason") or "", 123)  # a close frame holds 123 bytes of it
-                self.sendCloseFrame(code=message.get("code") or 1000, reasonUtf8=reason)
+        if message["type"] in ("websocket.send", "websocket.close") and self.state in (
+            self.STATE_CLOSING,
+            self.STATE_CLOSED,
+        ):
+            return  # a close frame went out already (the client's came first): autobahn would raise
+        if message["type"] == "websocket.close" and self.state == self.STATE_OPEN:
+            reason = encode_truncate(message.get("reason") or "", 123)  # a close frame holds 123 bytes of reason
+            self.sendCloseFrame(code=message.get("code") or 1000, reasonUtf8=reason)
         else:
             super().handle_reply(message)
 

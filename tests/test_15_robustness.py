@@ -148,3 +148,21 @@ async def test_close_while_behind_on_reading(
     await wait_for_metric(server, "chat_disconnects_total", ended + 1, {"reason": reason})
     assert server.healthy()
     assert "Traceback" not in server.log(start)
+
+
+async def test_close_while_frames_are_on_their_way(make_server: MakeServer, connect: Connector, room: str) -> None:
+    """§15: clients that close while the server is busy sending to them leave without a traceback."""
+    server = make_server(FAST, private="fuzz")
+    start = server.log_size()
+    closed = await metric(server, "chat_disconnects_total", {"reason": "client_closed"})
+    sender = await connect(server, room, "sender")
+    closers = [await connect(server, room, f"closer{n}") for n in range(10)]
+    await sender.until(lambda f: f["type"] == "presence.join" and len(f["payload"]["members"]) == 11)
+    for n in range(1, 301):
+        await sender.say(f"m{n}")
+        if n % 30 == 0:  # one closes after every 30 messages, while the earlier ones are on their way to it
+            closers[n // 30 - 1].write_at_once(WsClose(1000, "bye"))
+    await sender.until(ack_with_seq(300))
+    await wait_for_metric(server, "chat_disconnects_total", closed + 10, {"reason": "client_closed"})
+    assert server.healthy()
+    assert "Traceback" not in server.log(start)
