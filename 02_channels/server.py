@@ -23,6 +23,7 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.internet.tcp import Port
 from zope.interface import implementer
 
+from chat.hub import get_hub
 from chatcore.logs import setup_logging
 from chatcore.session import CLOSE_TIMEOUT, SHUTDOWN_TIMEOUT
 
@@ -154,8 +155,6 @@ class ChatServer(daphne.server.Server):  # type: ignore[misc]
         return defer.Deferred.fromFuture(asyncio.ensure_future(self.shutdown()))
 
     async def shutdown(self) -> None:
-        from chat.hub import get_hub
-
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SHUTDOWN_TIMEOUT
         for port in self.ports:
