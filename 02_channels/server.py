@@ -187,7 +187,7 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
     django.setup()  # reads the CHAT_* variables (chatsite/settings.py)
     settings = django_settings.CHAT
-    setup_logging(settings, "daphne", "daphne.access", "django")
+    setup_logging(settings)
     from chatsite.asgi import application
 
     server = ChatServer(

@@ -41,12 +41,16 @@ def redact_loggers(*names: str) -> None:
         logging.getLogger(name).addFilter(RedactTokens())
 
 
-def setup_logging(settings: Settings, *server_loggers: str) -> None:
-    """Log the ``chat`` logger like the server does, redact tokens, warn about the development secret."""
+def setup_logging(settings: Settings, *own_handlers: str) -> None:
+    """Log to stderr at CHAT_LOG_LEVEL, redact tokens, warn about the development secret.
+
+    Redaction sits on the root's handlers, so it covers every record that propagates there, from any library.
+    ``own_handlers`` names the loggers that don't propagate but have handlers of their own (uvicorn's).
+    """
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)-9s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactTokens())  # every record that reaches the root, from whichever library
-    redact_loggers("chat", *server_loggers)  # and the servers' loggers that have handlers of their own
+        handler.addFilter(RedactTokens())
+    redact_loggers(*own_handlers)
     if settings.secret == DEV_SECRET:
         logging.getLogger("chat").warning(
             "CHAT_SECRET is not set: tokens are signed with the development secret. Never do this in production."

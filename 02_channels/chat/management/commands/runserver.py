@@ -18,5 +18,5 @@ class Command(DaphneRunserver):  # type: ignore[misc]  # daphne has no type hint
     default_port = str(settings.CHAT.port)  # 8002, like make run-channels
 
     def inner_run(self, *args: Any, **options: Any) -> None:
-        setup_logging(settings.CHAT, "daphne", "django")  # tokens redacted from every log line (SPEC.md §3)
+        setup_logging(settings.CHAT)  # tokens redacted from every log line (SPEC.md §3)
         super().inner_run(*args, **options)
