@@ -1,7 +1,7 @@
 # One chat protocol, three implementations. `make help` lists what you can do.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help install run run-fastapi run-channels test test-running lint format clean
+.PHONY: help install run run-fastapi run-channels run-websockets test test-running lint format clean
 
 PYTHON ?= python3
 VENV := .venv
@@ -10,13 +10,18 @@ STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 IMPL ?=
 PORT ?=
 PYTEST_ARGS ?=
+# The chapters whose own tests `make test` runs; IMPL=<name> runs only that chapter's.
+CHAPTERS := 01_fastapi 02_channels 03_websockets
+CHAPTER_fastapi := 01_fastapi
+CHAPTER_channels := 02_channels
+CHAPTER_websockets := 03_websockets
 # Debian packages the course needs on the machine: installed by `make install` when missing.
 APT_PACKAGES :=
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
 	@echo
-	@echo "  Variables: IMPL=fastapi|channels (test one implementation), PORT=9000 (run on another port),"
+	@echo "  Variables: IMPL=fastapi|channels|websockets (test one implementation), PORT=9000 (run on another port),"
 	@echo "             CHAT_SERVER_URL=http://host:port (test-running), any CHAT_* setting (see SPEC.md §16)."
 
 install: $(STAMP) ## Create .venv with the pinned Python packages (and Debian packages when missing)
@@ -44,9 +49,13 @@ run-fastapi: install ## Chapter 1: FastAPI + uvicorn on 127.0.0.1:8001 (PORT= ov
 run-channels: install ## Chapter 2: Django Channels + daphne on 127.0.0.1:8002 (PORT= overrides)
 	CHAT_PORT=$(or $(PORT),8002) $(PY) 02_channels/server.py
 
+run-websockets: install ## Chapter 3: the websockets library on 127.0.0.1:8003 (PORT= overrides)
+	CHAT_PORT=$(or $(PORT),8003) $(PY) 03_websockets/server.py
+
 test: install ## Run every test: each chapter's own tests, then the conformance suite (IMPL= for one)
-	$(PY) -m pytest 01_fastapi $(PYTEST_ARGS)
-	$(PY) -m pytest 02_channels $(PYTEST_ARGS)
+	@for chapter in $(if $(IMPL),$(CHAPTER_$(IMPL)),$(CHAPTERS)); do \
+		echo "$(PY) -m pytest $$chapter $(PYTEST_ARGS)"; $(PY) -m pytest $$chapter $(PYTEST_ARGS) || exit; \
+	done
 	$(PY) -m pytest tests $(if $(IMPL),--impl=$(IMPL)) $(PYTEST_ARGS)
 
 test-running: install ## Run the conformance suite against a running server: CHAT_SERVER_URL=http://host:port
@@ -59,6 +68,7 @@ lint: install ## ruff (lint and format check) and mypy (strict) on the core, the
 	$(VENV)/bin/mypy chatcore tests
 	$(VENV)/bin/mypy 01_fastapi
 	MYPYPATH=02_channels $(VENV)/bin/mypy 02_channels
+	$(VENV)/bin/mypy 03_websockets
 
 format: install ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .

@@ -14,9 +14,23 @@ JWT_RE = re.compile(r"eyJ[\w-]*\.[\w-]+\.[\w-]+")  # a JWT anywhere, however it 
 
 def redact(text: str) -> str:
     """``text`` with every ``token=…`` value and every JWT replaced, also when percent-encoded."""
+    text = _redact(text)
     if "%" in text:
-        text = unquote(text)
+        decoded = unquote(text)
+        if _redact(decoded) != decoded:  # a token hidden by percent-encoding: show it decoded, and redacted
+            text = printable(_redact(decoded))  # printable: %0a must not start a fake log line
+    return text
+
+
+def _redact(text: str) -> str:
     return JWT_RE.sub("[redacted]", TOKEN_PARAM_RE.sub(r"\1[redacted]", text))
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\n``, ``\\x00``), so a client can't forge log lines."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode() for char in text)
 
 
 class RedactTokens(logging.Filter):
@@ -32,8 +46,9 @@ class RedactTokens(logging.Filter):
 
 
 def shorten(text: str, limit: int = 100) -> str:
-    """``text`` for a log line: redacted first, then cut (a cut token would escape redaction)."""
-    return redact(text)[:limit]
+    """Client-supplied ``text`` for a log line: redacted first (a cut token would escape redaction), control
+    characters escaped, then cut."""
+    return printable(redact(text))[:limit]
 
 
 def redact_loggers(*names: str) -> None:

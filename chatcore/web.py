@@ -34,5 +34,14 @@ def grant_token(user: str | None, settings: Settings) -> TokenGrant:
     return TokenGrant(200, body, cookie_value=token, max_age=settings.token_ttl)
 
 
+def find_client_file(name: str) -> Path | None:
+    """The file of shared_client/ that ``/client/<name>`` asks for, if any: nothing outside that folder,
+    nothing in a subfolder, no hidden file."""
+    path = CLIENT_DIR / name
+    if not name or name.startswith(".") or "/" in name or "\\" in name or not path.is_file():
+        return None
+    return path
+
+
 def health(impl: str) -> dict[str, str]:
     return {"status": "ok", "impl": impl}

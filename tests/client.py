@@ -21,6 +21,7 @@ from websockets.typing import Origin
 from tests.harness import Server
 
 TIMEOUT = 5.0  # for any single frame the server owes us
+CLOSE_TIMEOUT = 5.0  # SPEC.md §10: a client that closes but doesn't read may take this long to leave
 Frame = dict[str, Any]
 Pings = Literal["answer", "ignore", "return"]
 

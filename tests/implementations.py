@@ -18,5 +18,6 @@ IMPLEMENTATIONS = {
     for impl in [
         Implementation("fastapi", (sys.executable, "01_fastapi/server.py")),
         Implementation("channels", (sys.executable, "02_channels/server.py")),
+        Implementation("websockets", (sys.executable, "03_websockets/server.py")),
     ]
 }

@@ -7,7 +7,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
 from chatcore.metrics import render
-from chatcore.web import CLIENT_DIR, INDEX_HTML, grant_token, health
+from chatcore.web import INDEX_HTML, find_client_file, grant_token, health
 
 IMPL = "channels"
 
@@ -19,9 +19,8 @@ def index(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def client_file(request: HttpRequest, name: str) -> HttpResponse:
-    """A file of shared_client/, by name: nothing outside that folder, nothing in a subfolder."""
-    path = CLIENT_DIR / name
-    if name.startswith(".") or not path.is_file():
+    path = find_client_file(name)
+    if path is None:
         raise Http404(name)
     content_type, _ = mimetypes.guess_type(name)
     return HttpResponse(path.read_bytes(), content_type=content_type or "application/octet-stream")

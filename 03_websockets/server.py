@@ -1,0 +1,264 @@
+"""Chapter 3: the chat protocol on the websockets library alone, without a web framework."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import mimetypes
+import signal
+from email.utils import formatdate
+from functools import partial
+from http import HTTPStatus
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+from weakref import WeakKeyDictionary
+
+import orjson
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed, InvalidOrigin
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+from websockets.typing import Origin
+
+from chatcore.handshake import Handshake, Refusal, authenticate, check_request
+from chatcore.logs import printable, setup_logging, shorten
+from chatcore.metrics import render
+from chatcore.protocol import BINARY_FRAME, Close, closed_by_peer
+from chatcore.session import CLOSE_TIMEOUT, Hub, Session
+from chatcore.settings import Settings
+from chatcore.web import INDEX_HTML, find_client_file, grant_token, health
+
+IMPL = "websockets"
+CHAT_PATH = "/ws/chat/"
+logger = logging.getLogger("chat")
+access_log = logging.getLogger("chat.access")
+
+# Timeouts
+OPEN_TIMEOUT = 10.0  # for the HTTP request and the opening handshake
+SHUTDOWN_GRACE = 1.0  # after hub.shutdown(): how long the connection handlers get to finish
+
+
+async def create_server(settings: Settings, hub: Hub) -> Server:
+    """Listen on CHAT_HOST:CHAT_PORT: HTTP in ``process_request``, chat connections in ``chat``."""
+    handshakes: WeakKeyDictionary[ServerConnection, Handshake] = WeakKeyDictionary()  # process_request → chat
+
+    async def process_request(websocket: ServerConnection, request: Request) -> Response | None:
+        url = urlsplit(request.path)
+        query = dict(parse_qsl(url.query, keep_blank_values=True))
+        if url.path.startswith(CHAT_PATH):
+            room = unquote(url.path.removeprefix(CHAT_PATH))
+            try:
+                user = authenticate(settings, query, parse_cookies(request.headers))
+                handshakes[websocket] = check_request(user=user, room=room, query=query)
+            except Refusal as refusal:
+                logger.info("Refused %s%s: %s", CHAT_PATH, shorten(room), refusal)
+                return forbidden()
+            return None  # the library goes on with the handshake, checking Origin against `origins`
+        if request.method != "GET":
+            return respond(HTTPStatus.METHOD_NOT_ALLOWED, b"Only GET is supported.\n", ("Allow", "GET"))
+        match url.path:
+            case "/":
+                return await send_file(INDEX_HTML)
+            case "/healthz":
+                return send_json(HTTPStatus.OK, health(IMPL))
+            case "/api/token":
+                grant = grant_token(query.get("user"), settings)
+                response = send_json(HTTPStatus(grant.status), grant.body)
+                if grant.cookie_value is not None:
+                    cookie = f"{grant.cookie_name}={grant.cookie_value}; Max-Age={grant.max_age}; Path=/"
+                    response.headers["Set-Cookie"] = f"{cookie}; HttpOnly; SameSite=Strict"
+                return response
+            case "/metrics":
+                body, content_type = render()
+                return respond(HTTPStatus.OK, body, ("Content-Type", content_type))
+            case path if path.startswith("/client/"):
+                file = find_client_file(unquote(path.removeprefix("/client/")))
+                if file is not None:
+                    return await send_file(file)
+        return respond(HTTPStatus.NOT_FOUND, b"Not found.\n")
+
+    def process_response(websocket: ServerConnection, request: Request, response: Response) -> Response:
+        if isinstance(websocket.protocol.handshake_exc, InvalidOrigin):
+            # The library refused the Origin and says so in the body. SPEC.md §4: the reason goes to the log.
+            problem = shorten(str(websocket.protocol.handshake_exc))
+            logger.info("Refused %s: %s; set CHAT_ALLOWED_ORIGINS to allow it.", shorten(request.path), problem)
+            response = forbidden()
+        host, port = websocket.remote_address[:2]
+        path = printable(request.path)
+        access_log.info('%s:%s - "%s %s" %d', host, port, request.method, path, response.status_code)
+        return response
+
+    async def chat(websocket: ServerConnection) -> None:
+        session = await hub.connect(handshakes.pop(websocket))
+        await session.run(
+            read_frames(websocket, session), write_frames(websocket, session), partial(send_close, websocket)
+        )
+
+    origins: list[Origin | None] = [None]  # no Origin: not a browser's request, so it passes (SPEC.md §4)
+    server = await serve(
+        chat,
+        settings.host,
+        settings.port,
+        origins=origins,
+        process_request=process_request,
+        process_response=process_response,
+        create_connection=ChatConnection,
+        compression=None,  # permessage-deflate costs memory per connection; off in every chapter
+        # Timeouts
+        open_timeout=OPEN_TIMEOUT,
+        ping_interval=None,  # the protocol's own heartbeat replaces protocol-level pings (SPEC.md §11)
+        ping_timeout=None,
+        close_timeout=CLOSE_TIMEOUT,  # a client behind on reading still gets its close frame (SPEC.md §13.4)
+        # Limits
+        max_size=settings.max_message_bytes,  # bigger frames are closed with 1009 (SPEC.md §13.1)
+        max_queue=16,  # frames read ahead of read_frames; then reading pauses until it catches up
+        write_limit=2**15,  # bytes buffered for the socket before send() waits: what makes a slow consumer
+        # Passed on to loop.create_server: bind now, start accepting once `origins` is complete.
+        start_serving=False,
+    )
+    for sock in server.sockets:  # the port is known only now if CHAT_PORT is 0
+        origins.extend(Origin(origin) for origin in settings.origins_for(sock.getsockname()[1]))
+    await server.start_serving()
+    return server
+
+
+class ChatConnection(ServerConnection):
+    """The library's connection, with its close timeout applied to closes the client starts, too.
+
+    When a client sends a close frame, or breaks the protocol and the library closes with 1009, 1007 or 1002,
+    the library answers and waits for the client to end the TCP connection. It gives up after ``close_timeout``
+    only while a ``send()`` or ``close()`` is waiting; ``recv()`` waits for ever. So a client that sends its
+    close frame but reads nothing more would keep its place in the room until the heartbeat timeout.
+    """
+
+    abort_timer: asyncio.TimerHandle | None = None
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.close_deadline is not None and self.abort_timer is None:  # a close is under way
+            self.abort_timer = self.loop.call_at(self.close_deadline, self.transport.abort)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.abort_timer is not None:
+            self.abort_timer.cancel()
+
+
+async def read_frames(websocket: ServerConnection, session: Session) -> None:
+    while True:
+        try:
+            message = await websocket.recv()
+        except ConnectionClosed as closed:
+            session.close(closed_by_peer(close_code(closed)))
+            return
+        if isinstance(message, str):
+            await session.receive(message)
+        else:
+            session.close(BINARY_FRAME)
+            return
+
+
+async def write_frames(websocket: ServerConnection, session: Session) -> None:
+    while True:
+        frame = await session.next_frame()
+        # Once a close frame has gone either way, nothing may follow it: the frame is dropped. (send() would
+        # wait for the end of the closing handshake instead, while the queue overflows.)
+        if websocket.state is State.OPEN:
+            with contextlib.suppress(ConnectionClosed):  # the client is gone: read_frames will say how
+                await websocket.send(frame)
+
+
+async def send_close(websocket: ServerConnection, close: Close) -> None:
+    await websocket.close(close.code, close.reason)  # waits (close_timeout at most) for the client's answer
+
+
+def close_code(closed: ConnectionClosed) -> int | None:
+    """The code that ended the connection: the library's own when it closed first (1009, 1007 or 1002 for a
+    frame it refused), otherwise the client's, or None when the TCP connection ended without a close frame."""
+    if closed.sent is not None and not closed.rcvd_then_sent:
+        return closed.sent.code
+    return closed.rcvd.code if closed.rcvd is not None else None
+
+
+# HTTP responses. The library answers one request per connection, then closes it: no keep-alive.
+
+
+def respond(status: HTTPStatus, body: bytes, *headers: tuple[str, str]) -> Response:
+    """An HTTP response for ``process_request`` (plain text unless ``headers`` name a Content-Type)."""
+    fields = Headers([("Date", formatdate(usegmt=True)), ("Connection", "close"), *headers])
+    if "Content-Type" not in fields:
+        fields["Content-Type"] = "text/plain; charset=utf-8"
+    fields["Content-Length"] = str(len(body))
+    return Response(status.value, status.phrase, fields, body)
+
+
+def send_json(status: HTTPStatus, body: object) -> Response:
+    return respond(status, orjson.dumps(body), ("Content-Type", "application/json"))
+
+
+async def send_file(path: Path) -> Response:
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    if content_type.startswith("text/"):
+        content_type += "; charset=utf-8"
+    body = await asyncio.to_thread(path.read_bytes)  # off the event loop, like any file I/O
+    return respond(HTTPStatus.OK, body, ("Content-Type", content_type))
+
+
+def forbidden() -> Response:
+    """The answer to every refused handshake: the reason is in the server log, not in the response."""
+    return respond(HTTPStatus.FORBIDDEN, b"Forbidden.\n")
+
+
+def parse_cookies(headers: Headers) -> dict[str, str]:
+    """The request's cookies, read as leniently as browsers write them. (``http.cookies.SimpleCookie`` gives
+    up on the whole header at the first cookie it finds invalid, and localhost collects cookies from every
+    app you develop.)"""
+    cookies = {}
+    for header in headers.get_all("Cookie"):
+        for pair in header.split(";"):
+            name, _, value = pair.partition("=")
+            cookies[name.strip()] = value.strip()
+    return cookies
+
+
+async def shutdown(server: Server, hub: Hub) -> None:
+    """Stop accepting, close every chat connection with 1001 (SPEC.md §14), then drop whatever is left."""
+    server.close(close_connections=False)  # stop listening; a handshake still under way gets HTTP 503
+    await hub.shutdown()  # 1001 to every chat connection; waits (2 s at most) until the close frames are out
+    for websocket in server.all_connections:
+        websocket.transport.abort()  # a client that neither reads nor answers the close: no more waiting
+    with contextlib.suppress(TimeoutError):
+        # The handlers finish at once; one still waiting for a half-sent HTTP request is cancelled on exit.
+        await asyncio.wait_for(server.wait_closed(), SHUTDOWN_GRACE)
+
+
+async def run(settings: Settings) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down."""
+    hub = Hub(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        server = await create_server(settings, hub)
+    except OSError as exc:  # typically: the port is taken
+        raise SystemExit(f"Cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
+    for sock in server.sockets:
+        logger.info("Chat, chapter 3 (websockets): http://%s:%s", *sock.getsockname()[:2])
+    await stop.wait()
+    logger.info("Shutting down")
+    await shutdown(server, hub)
+
+
+def main() -> None:
+    settings = Settings.load(default_port=8003)
+    setup_logging(settings)
+    if settings.log_level != "debug":  # one access-log line per request says more than the library's two
+        logging.getLogger("websockets.server").setLevel(logging.WARNING)
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()
