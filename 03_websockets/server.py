@@ -7,6 +7,7 @@ import contextlib
 import logging
 import mimetypes
 import signal
+from collections.abc import Mapping
 from email.utils import formatdate
 from functools import partial
 from http import HTTPStatus
@@ -47,47 +48,33 @@ async def create_server(settings: Settings, hub: Hub) -> Server:
     async def process_request(websocket: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
         query = dict(parse_qsl(url.query, keep_blank_values=True))
-        if url.path.startswith(CHAT_PATH):
-            room = unquote(url.path.removeprefix(CHAT_PATH))
-            try:
-                user = authenticate(settings, query, parse_cookies(request.headers))
-                handshakes[websocket] = check_request(user=user, room=room, query=query)
-            except Refusal as refusal:
-                logger.info("Refused %s%s: %s", CHAT_PATH, shorten(room), refusal)
-                return forbidden()
-            return None  # the library goes on with the handshake, checking Origin against `origins`
-        if request.method != "GET":
-            return respond(HTTPStatus.METHOD_NOT_ALLOWED, b"Only GET is supported.\n", ("Allow", "GET"))
-        match url.path:
-            case "/":
-                return await send_file(INDEX_HTML)
-            case "/healthz":
-                return send_json(HTTPStatus.OK, health(IMPL))
-            case "/api/token":
-                grant = grant_token(query.get("user"), settings)
-                response = send_json(HTTPStatus(grant.status), grant.body)
-                if grant.cookie_value is not None:
-                    cookie = f"{grant.cookie_name}={grant.cookie_value}; Max-Age={grant.max_age}; Path=/"
-                    response.headers["Set-Cookie"] = f"{cookie}; HttpOnly; SameSite=Strict"
-                return response
-            case "/metrics":
-                body, content_type = render()
-                return respond(HTTPStatus.OK, body, ("Content-Type", content_type))
-            case path if path.startswith("/client/"):
-                file = find_client_file(unquote(path.removeprefix("/client/")))
-                if file is not None:
-                    return await send_file(file)
-        return respond(HTTPStatus.NOT_FOUND, b"Not found.\n")
+        if not url.path.startswith(CHAT_PATH):
+            return await http_response(request.method, url.path, query, settings)
+        room = unquote(url.path.removeprefix(CHAT_PATH))
+        try:
+            user = authenticate(settings, query, parse_cookies(request.headers))
+            handshakes[websocket] = check_request(user=user, room=room, query=query)
+        except Refusal as refusal:
+            logger.info("Refused %s%s: %s", CHAT_PATH, shorten(room), refusal)
+            return forbidden()
+        return None  # the library goes on with the handshake, checking Origin against `origins`
 
-    def process_response(websocket: ServerConnection, request: Request, response: Response) -> Response:
+    async def process_response(websocket: ServerConnection, request: Request, response: Response) -> Response:
+        host, port = websocket.remote_address[:2]
+        method, path = printable(request.method), printable(request.path)
+        if websocket.protocol.eof_sent:
+            # Bytes came after the request (HTTP pipelining, or junk): the library took them for WebSocket
+            # frames, refused those and ended the connection, and would now fail on sending the response.
+            websocket.transport.abort()
+            await websocket.wait_closed()  # then the library sends nothing
+            access_log.info('%s:%s - "%s %s" dropped: more data followed the request', host, port, method, path)
+            return response
         if isinstance(websocket.protocol.handshake_exc, InvalidOrigin):
             # The library refused the Origin and says so in the body. SPEC.md §4: the reason goes to the log.
-            problem = shorten(str(websocket.protocol.handshake_exc))
-            logger.info("Refused %s: %s; set CHAT_ALLOWED_ORIGINS to allow it.", shorten(request.path), problem)
+            where, problem = urlsplit(request.path).path, str(websocket.protocol.handshake_exc)
+            logger.info("Refused %s: %s; set CHAT_ALLOWED_ORIGINS to allow it.", shorten(where), shorten(problem))
             response = forbidden()
-        host, port = websocket.remote_address[:2]
-        path = printable(request.path)
-        access_log.info('%s:%s - "%s %s" %d', host, port, request.method, path, response.status_code)
+        access_log.info('%s:%s - "%s %s" %d', host, port, method, path, response.status_code)
         return response
 
     async def chat(websocket: ServerConnection) -> None:
@@ -125,25 +112,34 @@ async def create_server(settings: Settings, hub: Hub) -> Server:
 
 
 class ChatConnection(ServerConnection):
-    """The library's connection, with its close timeout applied to closes the client starts, too.
+    """The library's connection, with its close timeout applied when the client ends the connection, too.
 
-    When a client sends a close frame, or breaks the protocol and the library closes with 1009, 1007 or 1002,
-    the library answers and waits for the client to end the TCP connection. It gives up after ``close_timeout``
-    only while a ``send()`` or ``close()`` is waiting; ``recv()`` waits for ever. So a client that sends its
-    close frame but reads nothing more would keep its place in the room until the heartbeat timeout.
+    When a client sends a close frame (or breaks the protocol, and the library closes with 1009, 1007 or 1002),
+    or half-closes TCP, the library waits for the TCP connection to end. It gives up after ``close_timeout``
+    only while a ``send()`` or ``close()`` is waiting; ``recv()`` waits for ever. So a client that reads
+    nothing more would keep its place in the room until the heartbeat timeout.
     """
 
     abort_timer: asyncio.TimerHandle | None = None
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self.close_deadline is not None and self.abort_timer is None:  # a close is under way
-            self.abort_timer = self.loop.call_at(self.close_deadline, self.transport.abort)
+        if self.close_deadline is not None:  # a close is under way
+            self.abort_at(self.close_deadline)
+
+    def eof_received(self) -> None:
+        super().eof_received()
+        if self.close_timeout is not None:
+            self.abort_at(self.loop.time() + self.close_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         if self.abort_timer is not None:
             self.abort_timer.cancel()
+
+    def abort_at(self, deadline: float) -> None:
+        if self.abort_timer is None:
+            self.abort_timer = self.loop.call_at(deadline, self.transport.abort)
 
 
 async def read_frames(websocket: ServerConnection, session: Session) -> None:
@@ -182,7 +178,33 @@ def close_code(closed: ConnectionClosed) -> int | None:
     return closed.rcvd.code if closed.rcvd is not None else None
 
 
-# HTTP responses. The library answers one request per connection, then closes it: no keep-alive.
+# HTTP. The library answers one request per connection, then closes it: no keep-alive.
+
+
+async def http_response(method: str, path: str, query: Mapping[str, str], settings: Settings) -> Response:
+    """The answer to a request for anything but a chat WebSocket (SPEC.md §2)."""
+    if method != "GET":
+        return respond(HTTPStatus.METHOD_NOT_ALLOWED, b"Only GET is supported.\n", ("Allow", "GET"))
+    match path:
+        case "/":
+            return await file_response(INDEX_HTML)
+        case "/healthz":
+            return json_response(HTTPStatus.OK, health(IMPL))
+        case "/api/token":
+            grant = grant_token(query.get("user"), settings)
+            response = json_response(HTTPStatus(grant.status), grant.body)
+            if grant.cookie_value is not None:
+                cookie = f"{grant.cookie_name}={grant.cookie_value}; Max-Age={grant.max_age}; Path=/"
+                response.headers["Set-Cookie"] = f"{cookie}; HttpOnly; SameSite=Strict"
+            return response
+        case "/metrics":
+            body, content_type = render()
+            return respond(HTTPStatus.OK, body, ("Content-Type", content_type))
+        case _ if path.startswith("/client/"):
+            file = await asyncio.to_thread(find_client_file, unquote(path.removeprefix("/client/")))
+            if file is not None:
+                return await file_response(file)
+    return respond(HTTPStatus.NOT_FOUND, b"Not found.\n")
 
 
 def respond(status: HTTPStatus, body: bytes, *headers: tuple[str, str]) -> Response:
@@ -194,11 +216,11 @@ def respond(status: HTTPStatus, body: bytes, *headers: tuple[str, str]) -> Respo
     return Response(status.value, status.phrase, fields, body)
 
 
-def send_json(status: HTTPStatus, body: object) -> Response:
+def json_response(status: HTTPStatus, body: object) -> Response:
     return respond(status, orjson.dumps(body), ("Content-Type", "application/json"))
 
 
-async def send_file(path: Path) -> Response:
+async def file_response(path: Path) -> Response:
     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     if content_type.startswith("text/"):
         content_type += "; charset=utf-8"

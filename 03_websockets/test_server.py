@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
+import socket
 from collections.abc import AsyncIterator
 
 import httpx2
@@ -15,7 +17,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin
 
 from chatcore.metrics import DISCONNECTS
-from chatcore.session import Hub
+from chatcore.session import CLOSE_TIMEOUT, Hub
 from chatcore.settings import Settings
 from chatcore.tokens import issue_token
 from server import create_server, shutdown
@@ -66,14 +68,15 @@ async def test_http_routes(server: Server) -> None:
         assert (await http.get("/healthz")).json() == {"status": "ok", "impl": "websockets"}
         token = await http.get("/api/token", params={"user": "alice"})
         assert token.status_code == 200
-        assert token.headers["set-cookie"].startswith(f"chat_token={token.json()['token']}; Max-Age=3600; Path=/")
+        cookie = f"chat_token={token.json()['token']}; Max-Age=3600; Path=/; HttpOnly; SameSite=Strict"
+        assert token.headers["set-cookie"] == cookie
         assert (await http.get("/api/token", params={"user": "no spaces"})).status_code == 400
         assert (await http.get("/metrics")).headers["content-type"].startswith("text/plain")
         page = await http.get("/")
         assert page.headers["content-type"] == "text/html; charset=utf-8"
         assert page.headers["content-length"] == str(len(page.content))
         assert (await http.get("/client/chat.css")).headers["content-type"] == "text/css; charset=utf-8"
-        for path in ["/nope", "/client/", "/client/..%2fserver.py", "/client/%2e%2e/README.md", "/client/%00"]:
+        for path in ["/nope", "/client/", "/client/..%2fSPEC.md", "/client/%2e%2e/README.md", "/client/%00"]:
             assert (await http.get(path)).status_code == 404, path
         refused = await http.post("/api/token")
         assert refused.status_code == 405
@@ -95,7 +98,8 @@ async def test_cookie_auth_and_resume(server: Server) -> None:
     async with connect(get_uri(server, "/ws/chat/room-2"), additional_headers=cookie) as websocket:
         epoch = (await recv_json(websocket))["payload"]["epoch"]  # type: ignore[index]
         await websocket.send(json.dumps({"type": "chat.message", "id": "m1", "payload": {"text": "one"}}))
-        await recv_json(websocket), await recv_json(websocket)
+        for _ in range(2):  # the ack and the message
+            await recv_json(websocket)
     async with connect(chat_uri(server, "room-2", "bob", f"&since=0&epoch={epoch}")) as websocket:
         assert (await recv_json(websocket))["payload"]["resumed"] is True  # type: ignore[index]
         assert (await recv_json(websocket))["payload"]["text"] == "one"  # type: ignore[index]
@@ -159,13 +163,50 @@ async def test_close_codes_from_the_library(server: Server) -> None:
     assert (disconnects("message_too_big"), disconnects("protocol_error")) == (before[0] + 1, before[1] + 1)
 
 
+async def test_half_close_while_behind_on_reading() -> None:
+    """A client that half-closes TCP while data waits for it leaves within the close timeout, not at the
+    heartbeat timeout (ChatConnection.eof_received; SPEC.md §10)."""
+    settings = dataclasses.replace(SETTINGS, rate_limit=1e5, rate_burst=100_000)
+    async with await create_server(settings, Hub(settings)) as server:
+        sender = await connect(chat_uri(server, "half", "sender"), max_size=None)
+        await recv_json(sender)
+        small = socket.socket()  # small buffers on both sides: little data fills them
+        small.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        small.connect(server.sockets[0].getsockname()[:2])
+        slow = await connect(chat_uri(server, "half", "slow"), max_queue=1, sock=small)
+        slow.transport.pause_reading()
+        (behind,) = (c for c in server.all_connections if c.remote_address == slow.local_address)
+        behind.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        sent = 0
+        while behind.transport.get_write_buffer_size() < 16384:  # until the server holds data it can't send
+            sent += 1
+            await sender.send(json.dumps({"type": "chat.message", "id": f"m{sent}", "payload": {"text": "x" * 900}}))
+            while (await recv_json(sender)) != {"type": "ack", "id": f"m{sent}", "seq": sent}:
+                pass
+        slow.transport.write_eof()
+        async with asyncio.timeout(CLOSE_TIMEOUT + 2):
+            while (frame := json.loads(await sender.recv()))["type"] != "presence.leave":
+                pass
+        assert frame["payload"] == {"user": "slow", "members": ["sender"]}
+        slow.transport.abort()
+        await sender.close()
+
+
 async def test_shutdown(server: Server, hub: Hub) -> None:
-    """shutdown(): 1001 to every chat connection, then the server is closed (SPEC.md §14)."""
-    async with connect(chat_uri(server, "lobby", "erin")) as websocket:
+    """shutdown(): 1001 to every chat connection; one that doesn't answer is aborted; all within 5 s (SPEC.md §14)."""
+    async with (
+        connect(chat_uri(server, "lobby", "erin")) as websocket,
+        connect(chat_uri(server, "lobby", "mute")) as mute,
+    ):
         await recv_json(websocket)
+        await recv_json(mute)
+        mute.transport.pause_reading()  # it won't see the close frame, so it won't answer it
         await asyncio.wait_for(shutdown(server, hub), 5)
         with pytest.raises(ConnectionClosed) as closed:
-            await recv_json(websocket)
+            while True:
+                await recv_json(websocket)  # mute's presence.join, then the close
         assert closed.value.rcvd is not None
         assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1001, "server shutting down")
-    assert not server.is_serving()
+        assert not server.is_serving()
+        assert not server.all_connections  # the mute one too: aborted, its handler done
+        mute.transport.abort()  # it would wait for the close frame it doesn't read

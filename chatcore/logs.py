@@ -8,7 +8,7 @@ from urllib.parse import unquote
 
 from chatcore.settings import DEV_SECRET, Settings
 
-TOKEN_PARAM_RE = re.compile(r"(token=)[^&\s\"']+")
+TOKEN_PARAM_RE = re.compile(r"(token=)(?!\[redacted\])[^&\s\"']+")  # not twice: "token=[redacted]:" keeps its ":"
 JWT_RE = re.compile(r"eyJ[\w-]*\.[\w-]+\.[\w-]+")  # a JWT anywhere, however it got there
 
 

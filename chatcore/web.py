@@ -35,12 +35,12 @@ def grant_token(user: str | None, settings: Settings) -> TokenGrant:
 
 
 def find_client_file(name: str) -> Path | None:
-    """The file of shared_client/ that ``/client/<name>`` asks for, if any: nothing outside that folder,
-    nothing in a subfolder, no hidden file."""
-    path = CLIENT_DIR / name
-    if not name or name.startswith(".") or "/" in name or "\\" in name or not path.is_file():
-        return None
-    return path
+    """The file of shared_client/ that ``/client/<name>`` asks for, if any. It is looked up among the folder's
+    files, so what the client sent never reaches the file system: no ``..``, no subfolder, no hidden file."""
+    for path in CLIENT_DIR.iterdir():
+        if path.name == name and not name.startswith(".") and path.is_file():
+            return path
+    return None
 
 
 def health(impl: str) -> dict[str, str]:

@@ -24,6 +24,12 @@ async def test_page_and_its_assets(server: Server) -> None:
             assert (await http.get(path)).status_code == 200, path
 
 
+@pytest.mark.parametrize("name", ["nope.js", "x" * 300, "..%2fSPEC.md", "%2e%2e/SPEC.md", ".hidden", "%00", "%ff"])
+def test_client_file_not_found(server: Server, name: str) -> None:
+    """§2.1: a file that shared_client/ doesn't have is 404, whatever its name (nothing outside the folder)."""
+    assert httpx2.get(f"{server.url}/client/{name}").status_code == 404
+
+
 def test_healthz(server: Server) -> None:
     """§2.2: GET /healthz answers {"status": "ok", "impl": name}."""
     response = httpx2.get(f"{server.url}/healthz")

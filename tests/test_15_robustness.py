@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from typing import Any
@@ -85,6 +86,25 @@ def test_arbitrary_frames(make_server: MakeServer, room: str) -> None:
                 assert {r["type"] for r in replies} <= {"error", "pong", "chat.message", "ack"}, replies
 
         check()
+    assert server.healthy()
+    assert "Traceback" not in server.log(start)
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/ws/chat/lobby"])
+@pytest.mark.parametrize(
+    "after",
+    [b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", b"\x88\x80junk\r\n\r\n"],
+    ids=["pipelined request", "junk"],
+)
+async def test_bytes_after_a_request(make_server: MakeServer, path: str, after: bytes) -> None:
+    """§15: a second request right behind the first (HTTP pipelining), or junk, is answered or the connection
+    closed; never a traceback."""
+    server = make_server(private="fuzz")
+    start = server.log_size()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode() + after)
+    await asyncio.wait_for(reader.read(), TIMEOUT)  # until the server closes the connection
+    writer.close()
     assert server.healthy()
     assert "Traceback" not in server.log(start)
 
