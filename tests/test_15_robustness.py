@@ -183,7 +183,7 @@ async def test_close_while_frames_are_on_their_way(make_server: MakeServer, conn
         if n % 30 == 0:  # one closes after every 30 messages, while the earlier ones are on their way to it
             closers[n // 30 - 1].write_at_once(WsClose(1000, "bye"))
     await sender.until(ack_with_seq(300))
-    timeout = CLOSE_TIMEOUT + TIMEOUT  # the closers read nothing after their close: §10 gives them 5 s
+    timeout = CLOSE_TIMEOUT + TIMEOUT  # the closers read nothing, so §10 gives them 5 s to leave
     await wait_for_metric(server, "chat_disconnects_total", closed + 10, {"reason": "client_closed"}, timeout)
     assert server.healthy()
     assert "Traceback" not in server.log(start)
