@@ -23,8 +23,7 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.internet.tcp import Port
 from zope.interface import implementer
 
-from chat.hub import get_hub
-from chatcore.logs import setup_logging
+from chat.hub import get_hub, setup_chat_logging
 from chatcore.session import CLOSE_TIMEOUT, SHUTDOWN_TIMEOUT
 
 logger = logging.getLogger("chat")
@@ -187,7 +186,7 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
     django.setup()  # reads the CHAT_* variables (chatsite/settings.py)
     settings = django_settings.CHAT
-    setup_logging(settings)
+    setup_chat_logging()
     from chatsite.asgi import application
 
     server = ChatServer(

@@ -46,7 +46,22 @@ class PresenceChange:
     changed: bool  # a user's first connection opened, or its last one closed
 
 
+@dataclass(frozen=True, slots=True)
+class Departure:
+    """A user whose last connection to a room was in a process that died: its leave is announced (SPEC.md §10)."""
+
+    room: str
+    user: str
+    members: list[str]
+
+
+class BackendUnavailable(Exception):
+    """The backend can't be reached (Redis is down): connections close with 1013, "try again later"."""
+
+
 class Backend(Protocol):
+    shared: bool  # other processes see the same rooms: presence must be renewed (sweep)
+
     async def publish(self, room: str, user: str, msg_id: str, text: str) -> Published: ...
 
     async def snapshot(self, room: str, since: int | None, epoch: str | None) -> Snapshot: ...
@@ -54,6 +69,12 @@ class Backend(Protocol):
     async def join(self, room: str, user: str) -> PresenceChange: ...
 
     async def leave(self, room: str, user: str) -> PresenceChange: ...
+
+    async def sweep(self) -> list[Departure]:
+        """Called every third of CHAT_PRESENCE_TTL: renew this process's presence, report who left with a
+        process that died."""
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -69,6 +90,8 @@ class MemoryBackend:
     """One process's rooms. A room with history is kept for the life of the process (so it can be resumed);
     one without is dropped when its last member leaves. Every method runs without awaiting anything, so
     each one is atomic with respect to every other connection on the event loop."""
+
+    shared = False
 
     def __init__(self, history_size: int) -> None:
         self.history_size = history_size
@@ -120,6 +143,19 @@ class MemoryBackend:
                 del self.rooms[room]  # nothing to keep: a room nobody talked in costs nothing after it empties
         return PresenceChange(sorted(state.connections), last)
 
+    async def sweep(self) -> list[Departure]:
+        return []  # one process: nobody else's presence to expire
+
+    async def aclose(self) -> None:
+        pass
+
 
 def create_backend(settings: Settings) -> Backend:
-    return MemoryBackend(settings.history_size)
+    """The in-memory backend, or the Redis one when CHAT_REDIS_URL is set."""
+    if not settings.redis_url:
+        return MemoryBackend(settings.history_size)
+    from chatcore.backend_redis import RedisBackend, connect
+
+    return RedisBackend(
+        connect(settings.redis_url), history_size=settings.history_size, presence_ttl=settings.presence_ttl
+    )

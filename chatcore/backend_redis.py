@@ -16,23 +16,28 @@ by themselves; the next ``sweep`` of any process removes them and reports who le
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Iterator
+from typing import Any
 
 import orjson
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
-from chatcore.backend import Message, PresenceChange, Published, Snapshot
+from chatcore.backend import BackendUnavailable, Departure, Message, PresenceChange, Published, Snapshot
 
 NOW_MS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# KEYS: meta, history, ids. ARGV: "user id", the payload's JSON, history size, an epoch for a new room.
-# Returns {seq, frame}, or {seq} for a retry.
+# KEYS: meta, history, ids, the room's channel. ARGV: "user id", the payload's JSON, history size, an epoch for a
+# new room. Returns {seq, frame}, or {seq} for a retry. It publishes the frame itself: every process gets the
+# room's messages in seq order, because Redis runs scripts one at a time.
 PUBLISH = """
 local seq = redis.call('HGET', KEYS[3], ARGV[1])
 if seq then return {tonumber(seq)} end
@@ -41,6 +46,7 @@ seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local frame = '{"type":"chat.message","seq":' .. seq .. ',"payload":' .. ARGV[2] .. '}'
 redis.call('RPUSH', KEYS[2], seq .. '\\n' .. ARGV[1] .. '\\n' .. frame)
 redis.call('HSET', KEYS[3], ARGV[1], seq)
+redis.call('PUBLISH', KEYS[4], seq .. ' - ' .. frame)
 while redis.call('LLEN', KEYS[2]) > tonumber(ARGV[3]) do
     local old = redis.call('LPOP', KEYS[2])
     local a = string.find(old, '\\n', 1, true)
@@ -108,19 +114,44 @@ return reply
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Departure:
-    """A user whose last connection to a room was in a process that died: its leave is announced (SPEC.md §10)."""
-
-    room: str
-    user: str
-    members: list[str]
-
-
 def keys(room: str) -> tuple[str, str, str, str]:
     """The keys of a room: meta, history, ids, presence."""
     prefix = f"chat:{{{room}}}"
     return f"{prefix}:meta", f"{prefix}:history", f"{prefix}:ids", f"{prefix}:presence"
+
+
+def channel(room: str) -> str:
+    """The pub/sub channel of a room (chatcore.fanout_redis): "<seq> <session to skip, or -> <frame>"."""
+    return f"chat:{{{room}}}:fanout"
+
+
+def redis_host(url: str, *, socket_timeout: float | None = 5) -> dict[str, Any]:
+    """redis-py's connection settings for ``url``: fail fast, so that a Redis that is down makes connections
+    close with 1013 and reconnect rather than hang (SPEC.md §17); retry twice, quickly, so that the first
+    command on a connection that a Redis restart broke doesn't fail."""
+    return {
+        "address": url,
+        # Timeouts
+        "socket_connect_timeout": 2,
+        "socket_timeout": socket_timeout,
+        "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
+        "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
+    }
+
+
+def connect(url: str) -> redis.Redis:
+    """redis-py's asyncio client for the backend and the fan-out."""
+    host = redis_host(url)
+    return redis.Redis.from_url(host.pop("address"), decode_responses=True, **host)
+
+
+@contextlib.contextmanager
+def reachable() -> Iterator[None]:
+    """Turn redis-py's errors into ``BackendUnavailable``."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise BackendUnavailable(f"Redis: {exc}") from exc
 
 
 def users(entries: list[str]) -> list[str]:
@@ -131,6 +162,8 @@ def users(entries: list[str]) -> list[str]:
 class RedisBackend:
     """Rooms in Redis: what every process of the server sees alike. ``client`` is redis-py's asyncio client,
     made with ``decode_responses=True``."""
+
+    shared = True
 
     def __init__(self, client: redis.Redis, *, history_size: int, presence_ttl: float) -> None:
         self.client = client
@@ -148,7 +181,8 @@ class RedisBackend:
         meta, history, ids, _ = keys(room)
         payload = orjson.dumps({"id": msg_id, "user": user, "text": text, "ts": int(time.time() * 1000)})
         args = (f"{user} {msg_id}", payload, self.history_size, secrets.token_hex(8))
-        reply = await self._publish(keys=[meta, history, ids], args=args)
+        with reachable():
+            reply = await self._publish(keys=[meta, history, ids, channel(room)], args=args)
         if len(reply) == 1:
             return Published(int(reply[0]), None)
         seq, frame = int(reply[0]), str(reply[1])
@@ -156,7 +190,10 @@ class RedisBackend:
 
     async def snapshot(self, room: str, since: int | None, epoch: str | None) -> Snapshot:
         meta, history, _, _ = keys(room)
-        reply = await self._snapshot(keys=[meta, history], args=[secrets.token_hex(8), "0" if since is None else "1"])
+        with reachable():
+            reply = await self._snapshot(
+                keys=[meta, history], args=[secrets.token_hex(8), "1" if since is not None else "0"]
+            )
         room_epoch, seq = str(reply[0]), int(reply[1])
         if since is None:
             return Snapshot(room_epoch, seq, False, [])
@@ -169,19 +206,18 @@ class RedisBackend:
     async def join(self, room: str, user: str) -> PresenceChange:
         self.connections[room, user] += 1
         try:
-            reply = await self._join(keys=[keys(room)[3]], args=(self.entry(user), user, self.ttl_ms))
+            with reachable():
+                reply = await self._join(keys=[keys(room)[3]], args=(self.entry(user), user, self.ttl_ms))
         except BaseException:
-            await self.leave(room, user)
+            self._forget(room, user)
             raise
         return PresenceChange(users(reply[1:]), bool(reply[0]))
 
     async def leave(self, room: str, user: str) -> PresenceChange:
-        self.connections[room, user] -= 1
-        last_here = self.connections[room, user] <= 0
-        if last_here:
-            del self.connections[room, user]
+        last_here = self._forget(room, user)
         meta, history, _, presence = keys(room)
-        live = await self._leave(keys=[presence, meta, history], args=[self.entry(user) if last_here else ""])
+        with reachable():  # if Redis is down, the entry expires there by itself
+            live = await self._leave(keys=[presence, meta, history], args=[self.entry(user) if last_here else ""])
         members = users(live)
         return PresenceChange(members, user not in members)
 
@@ -193,11 +229,23 @@ class RedisBackend:
             rooms.setdefault(room, []).append(self.entry(user))
         departures = []
         for room, entries in rooms.items():
-            reply = await self._sweep(keys=[keys(room)[3]], args=[self.ttl_ms, *entries])
+            with reachable():
+                reply = await self._sweep(keys=[keys(room)[3]], args=[self.ttl_ms, *entries])
             count = int(reply[0])
             expired, members = users(reply[1 : 1 + count]), users(reply[1 + count :])
             departures += [Departure(room, user, members) for user in expired if user not in members]
         return departures
 
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
     def entry(self, user: str) -> str:
         return f"{user}\n{self.process}"
+
+    def _forget(self, room: str, user: str) -> bool:
+        """One connection of ``user`` to ``room`` fewer in this process; True when it was the last one here."""
+        self.connections[room, user] -= 1
+        if self.connections[room, user] > 0:
+            return False
+        del self.connections[room, user]
+        return True

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from chatcore.backend import Backend
     from chatcore.session import Session
 
 
@@ -23,6 +24,8 @@ class Fanout(Protocol):
 
     async def publish(self, room: str, frame: str, *, seq: int = 0, skip: Session | None = None) -> None:
         """Deliver ``frame`` (a chat message when ``seq`` > 0) to every subscriber of the room but ``skip``."""
+
+    async def aclose(self) -> None: ...
 
 
 class LocalFanout:
@@ -46,3 +49,16 @@ class LocalFanout:
         for session in self.rooms.get(room, ()):
             if session is not skip:
                 session.send(frame, seq)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def create_fanout(backend: Backend) -> Fanout:
+    """Redis pub/sub with the Redis backend; otherwise every connection is in this process."""
+    from chatcore.backend_redis import RedisBackend
+    from chatcore.fanout_redis import RedisFanout
+
+    if isinstance(backend, RedisBackend):
+        return RedisFanout(backend.client, backend.process)
+    return LocalFanout()

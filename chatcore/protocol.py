@@ -42,6 +42,7 @@ GOING_AWAY = Close(1001, "server shutting down", "shutdown")
 BINARY_FRAME = Close(1003, "binary frames are not supported; send JSON text frames", "binary_frame")
 RATE_LIMITED = Close(1008, "rate limit exceeded", "rate_limited")
 INTERNAL_ERROR = Close(1011, "internal error", "internal_error")
+UNAVAILABLE = Close(1013, "try again later", "unavailable")  # the backend (Redis) is down, or lost the room's history
 HEARTBEAT_TIMEOUT = Close(4000, "heartbeat timeout", "heartbeat_timeout")
 SLOW_CONSUMER = Close(4001, "slow consumer", "slow_consumer")
 

@@ -17,10 +17,10 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, NoReturn
 
-from chatcore.backend import Backend, create_backend
-from chatcore.fanout import Fanout, LocalFanout
+from chatcore.backend import Backend, BackendUnavailable, create_backend
+from chatcore.fanout import Fanout, create_fanout
 from chatcore.handshake import Handshake
 from chatcore.metrics import CONNECTIONS, DISCONNECTS, FANOUT_GAPS, MESSAGES_DELIVERED, MESSAGES_RECEIVED
 from chatcore.protocol import (
@@ -31,6 +31,7 @@ from chatcore.protocol import (
     PONG_FRAME,
     RATE_LIMITED,
     SLOW_CONSUMER,
+    UNAVAILABLE,
     ChatMessage,
     Close,
     Ping,
@@ -77,6 +78,7 @@ class Session:
         self.bucket = TokenBucket(settings.rate_limit, settings.rate_burst, self.clock)
         self.strikes = 0
         self.last_seen = self.clock()
+        self.joined = False  # the backend counts it among the room's members (Hub.connect)
         self.ended: asyncio.Future[Close] = loop.create_future()  # set once: why the connection ends
         self.done: asyncio.Future[None] = loop.create_future()  # set when run() has finished, close frame sent
 
@@ -111,12 +113,20 @@ class Session:
     async def refill(self) -> None:
         """Put every message after the last one sent, from history, in front of the queue (SPEC.md §7)."""
         FANOUT_GAPS.inc()
-        snapshot = await self.hub.backend.snapshot(self.room, self.last_seq, self.epoch)
+        try:
+            snapshot = await self.hub.backend.snapshot(self.room, self.last_seq, self.epoch)
+        except BackendUnavailable as exc:
+            logger.warning("Closing %r in %r: %s", self.user, self.room, exc)
+            await self.stop(UNAVAILABLE)
+        if snapshot.epoch != self.epoch:
+            logger.warning(
+                "Closing %r in %r: the room's history was reset (epoch %s)", self.user, self.room, snapshot.epoch
+            )
+            await self.stop(UNAVAILABLE)
         if not snapshot.resumed:
             # They have left history: this connection fell too far behind. Send nothing past the gap; the
             # client resumes with since= and is told (resumed: false) that it may have missed some (§13.4).
-            self.close(SLOW_CONSUMER)
-            await asyncio.get_running_loop().create_future()  # until run() cancels the writer
+            await self.stop(SLOW_CONSUMER)
         self.backlog.extendleft((message.seq, message.frame) for message in reversed(snapshot.messages))
         self.queued_seq = max(self.queued_seq, snapshot.seq)
 
@@ -125,13 +135,25 @@ class Session:
         nothing later revealed. A lost message is noticed in next_frame when a later one arrives; a lost last
         one only here, at the second ping after it was committed (the room's seq at one ping is checked
         against what was queued by the next)."""
-        await self.hub.fanout.subscribe(self)
-        missed, queued = self.room_seq > self.queued_seq, self.queued_seq
-        self.room_seq = (await self.hub.backend.snapshot(self.room, None, None)).seq
+        try:
+            await self.hub.fanout.subscribe(self)
+            room = await self.hub.backend.snapshot(self.room, None, None)
+            missed, queued, self.room_seq = self.room_seq > self.queued_seq, self.queued_seq, room.seq
+            snapshot = await self.hub.backend.snapshot(self.room, queued, self.epoch) if missed else room
+        except BackendUnavailable as exc:
+            logger.warning("Closing %r in %r: %s", self.user, self.room, exc)
+            self.close(UNAVAILABLE)
+            return
+        if room.epoch != self.epoch:
+            # The backend lost the room's history (SPEC.md §17): the client resumes, and is told so (§9).
+            logger.warning(
+                "Closing %r in %r: the room's history was reset (epoch %s)", self.user, self.room, room.epoch
+            )
+            self.close(UNAVAILABLE)
+            return
         if not missed:
             return
         FANOUT_GAPS.inc()
-        snapshot = await self.hub.backend.snapshot(self.room, queued, self.epoch)
         if not snapshot.resumed:
             self.close(SLOW_CONSUMER)  # as in refill()
             return
@@ -162,8 +184,12 @@ class Session:
             return
         if isinstance(frame, Ping):
             self.send(PONG_FRAME)
-        else:
+            return
+        try:
             await self.hub.publish(self, frame)
+        except BackendUnavailable as exc:
+            logger.warning("Closing %r in %r: %s", self.user, self.room, exc)
+            self.close(UNAVAILABLE)  # not acknowledged: the client resends it with the same id once reconnected
 
     def _within_rate(self, msg_id: str | None) -> bool:
         if self.bucket.take():
@@ -199,6 +225,12 @@ class Session:
         """End the connection for this reason (the first one given wins)."""
         if not self.ended.done():
             self.ended.set_result(close)
+
+    async def stop(self, close: Close) -> NoReturn:
+        """``close``, for the writer: it sends nothing more, and waits until run() cancels it."""
+        self.close(close)
+        await asyncio.get_running_loop().create_future()
+        raise AssertionError("not reached")
 
     async def run(
         self,
@@ -249,22 +281,31 @@ class Hub:
     def __init__(self, settings: Settings, backend: Backend | None = None, fanout: Fanout | None = None) -> None:
         self.settings = settings
         self.backend = backend if backend is not None else create_backend(settings)
-        self.fanout = fanout if fanout is not None else LocalFanout()
+        self.fanout = fanout if fanout is not None else create_fanout(self.backend)
         self.sessions: set[Session] = set()
         self.shutting_down = False
+        self.sweeper: asyncio.Task[None] | None = None
 
     async def connect(self, handshake: Handshake, address: str = "") -> Session:
-        """Join the room: queue the welcome and the replay, tell the others if this user just arrived."""
+        """Join the room: queue the welcome and the replay, tell the others if this user just arrived. If the
+        backend is unavailable, the session returned is closed already (1013), without a welcome."""
         session = Session(self, handshake.user, handshake.room, address)
-        await self.fanout.subscribe(session)  # subscribe first: miss nothing meanwhile
-        try:
-            snapshot = await self.backend.snapshot(handshake.room, handshake.since, handshake.epoch)
-            presence = await self.backend.join(handshake.room, handshake.user)
-        except BaseException:
-            await self.fanout.unsubscribe(session)
-            raise
+        if self.backend.shared and self.sweeper is None:
+            self.sweeper = asyncio.create_task(self.sweep(), name="presence-sweeper")
         self.sessions.add(session)
         CONNECTIONS.inc()
+        try:
+            await self.fanout.subscribe(session)  # subscribe first: miss nothing meanwhile
+            snapshot = await self.backend.snapshot(handshake.room, handshake.since, handshake.epoch)
+            presence = await self.backend.join(handshake.room, handshake.user)
+        except BackendUnavailable as exc:
+            logger.warning("Closing %r in %r at once: %s", session.user, session.room, exc)
+            session.close(UNAVAILABLE)
+            return session
+        except BaseException:
+            await self.disconnect(session)
+            raise
+        session.joined = True
         welcome = welcome_frame(
             user=handshake.user,
             room=handshake.room,
@@ -287,6 +328,9 @@ class Hub:
             frame = presence_frame("join", user=handshake.user, members=presence.members)
             try:
                 await self.fanout.publish(handshake.room, frame, skip=session)
+            except BackendUnavailable as exc:
+                logger.warning("Closing %r in %r: %s", session.user, session.room, exc)
+                session.close(UNAVAILABLE)
             except BaseException:
                 await self.disconnect(session)
                 raise
@@ -303,22 +347,45 @@ class Hub:
     async def disconnect(self, session: Session) -> None:
         """Leave the room; tell the others if that was the user's last connection."""
         session.close(closed_by_peer(None))  # no-op if the reason is already known
+        if session not in self.sessions:
+            return  # already done
         self.sessions.discard(session)
         try:
             await self.fanout.unsubscribe(session)
-            presence = await self.backend.leave(session.room, session.user)
-            if presence.changed:
-                frame = presence_frame("leave", user=session.user, members=presence.members)
-                await self.fanout.publish(session.room, frame)
+            if session.joined:
+                presence = await self.backend.leave(session.room, session.user)
+                if presence.changed:
+                    frame = presence_frame("leave", user=session.user, members=presence.members)
+                    await self.fanout.publish(session.room, frame)
+        except BackendUnavailable as exc:
+            # The backend's presence entry expires by itself, and a sweep announces the leave (SPEC.md §10).
+            logger.warning("Leave of %r in %r not recorded: %s", session.user, session.room, exc)
         finally:
             CONNECTIONS.dec()
             DISCONNECTS.labels(session.ended.result().label).inc()
 
+    async def sweep(self) -> None:
+        """For ever, every third of CHAT_PRESENCE_TTL: renew this process's presence in the backend, and
+        announce the leaves of users whose process died (SPEC.md §10)."""
+        while True:
+            await asyncio.sleep(self.settings.presence_ttl / 3)
+            try:
+                for gone in await self.backend.sweep():
+                    frame = presence_frame("leave", user=gone.user, members=gone.members)
+                    await self.fanout.publish(gone.room, frame)
+            except BackendUnavailable as exc:
+                logger.warning("Presence not renewed: %s", exc)
+
     async def shutdown(self) -> None:
-        """Close every connection with 1001 and wait (bounded) until each close frame has gone out."""
+        """Close every connection with 1001, wait (bounded) until each close frame has gone out, then close
+        the fan-out and the backend."""
         self.shutting_down = True
         sessions = list(self.sessions)
         for session in sessions:
             session.close(GOING_AWAY)
         if sessions:
             await asyncio.wait([session.done for session in sessions], timeout=SHUTDOWN_TIMEOUT)
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+        await self.fanout.aclose()
+        await self.backend.aclose()

@@ -20,8 +20,10 @@ class Settings:
     # Tokens
     secret: str = DEV_SECRET
     token_ttl: int = 3600
-    # History
+    # History and scale-out
     history_size: int = 500
+    redis_url: str = ""  # empty: one process, everything in memory
+    presence_ttl: float = 30.0
     # Timeouts
     heartbeat_interval: float = 20.0
     heartbeat_timeout: float = 40.0
@@ -37,8 +39,9 @@ class Settings:
     def from_env(cls, *, default_port: int, environ: Mapping[str, str] | None = None) -> Settings:
         """Read every ``CHAT_*`` variable; a malformed value stops start-up with a message naming it."""
         env = os.environ if environ is None else environ
-        if env.get("CHAT_REDIS_URL"):
-            raise ValueError("CHAT_REDIS_URL is set, but this version has only the in-memory backend: unset it.")
+        redis_url = env.get("CHAT_REDIS_URL", "")
+        if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"CHAT_REDIS_URL must start with redis://, rediss:// or unix://, got {redis_url!r}.")
         interval = _number(env, "CHAT_HEARTBEAT_INTERVAL", 20.0, minimum=0.01)
         rate = _number(env, "CHAT_RATE_LIMIT", 10.0, minimum=0.001)
         secret = env.get("CHAT_SECRET", "") or DEV_SECRET
@@ -50,6 +53,8 @@ class Settings:
             secret=secret,
             token_ttl=int(_number(env, "CHAT_TOKEN_TTL", 3600, minimum=1, integer=True)),
             history_size=int(_number(env, "CHAT_HISTORY_SIZE", 500, minimum=1, integer=True)),
+            redis_url=redis_url,
+            presence_ttl=_number(env, "CHAT_PRESENCE_TTL", 30.0, minimum=0.1),
             heartbeat_interval=interval,
             heartbeat_timeout=_number(env, "CHAT_HEARTBEAT_TIMEOUT", 2 * interval, minimum=0.01),
             max_message_bytes=int(_number(env, "CHAT_MAX_MESSAGE_BYTES", 65536, minimum=256, integer=True)),

@@ -17,7 +17,8 @@ from tests.conftest import MakeServer
         {"CHAT_HEARTBEAT_INTERVAL": "nan"},
         {"CHAT_PORT": "70000"},
         {"CHAT_LOG_LEVEL": "loud"},
-        {"CHAT_REDIS_URL": "redis://127.0.0.1:1"},
+        {"CHAT_REDIS_URL": "http://127.0.0.1:6379"},
+        {"CHAT_PRESENCE_TTL": "0"},
     ],
     ids=lambda env: "=".join(next(iter(env.items()))),
 )

@@ -5,6 +5,7 @@ import asyncio
 import logging
 from typing import Any
 
+import redis.exceptions as redis
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 
@@ -12,7 +13,7 @@ from chat.hub import get_hub
 from chat.middleware import query_params
 from chatcore.handshake import Refusal, check_request
 from chatcore.logs import shorten
-from chatcore.protocol import BINARY_FRAME, Close, closed_by_peer
+from chatcore.protocol import BINARY_FRAME, UNAVAILABLE, Close, closed_by_peer
 from chatcore.session import Session
 
 logger = logging.getLogger("chat")
@@ -21,6 +22,17 @@ logger = logging.getLogger("chat")
 class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels has no type hints
     session: Session | None = None  # once accepted
     serving: asyncio.Task[Close] | None = None  # session.run(): the writer, the heartbeat, the leave
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except redis.RedisError as exc:
+            # Channels could not give this connection its channel: Redis is down. Like any connection that finds
+            # the backend unavailable, it closes with 1013 right after the handshake (SPEC.md §17).
+            logger.warning("Closing a connection to %s at once: Redis: %s", shorten(scope["path"]), exc)
+            await receive()  # websocket.connect
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": UNAVAILABLE.code, "reason": UNAVAILABLE.reason})
 
     async def connect(self) -> None:
         room = self.scope["url_route"]["kwargs"]["room"]

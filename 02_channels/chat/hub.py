@@ -1,10 +1,14 @@
 """The process's hub (chatcore), fanning out through Channels groups: one group per room."""
 
 import functools
+import logging
 
+import redis.exceptions as redis
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 
+from chatcore.backend_redis import reachable
+from chatcore.logs import setup_logging
 from chatcore.session import Hub, Session
 
 
@@ -21,14 +25,39 @@ class GroupFanout:
         self.layer = layer
 
     async def subscribe(self, session: Session) -> None:
-        await self.layer.group_add(group_name(session.room), session.address)  # also renews the membership
+        with reachable():  # channels-redis raises redis-py's errors when Redis is down
+            await self.layer.group_add(group_name(session.room), session.address)  # also renews the membership
 
     async def unsubscribe(self, session: Session) -> None:
-        await self.layer.group_discard(group_name(session.room), session.address)
+        with reachable():
+            await self.layer.group_discard(group_name(session.room), session.address)
 
     async def publish(self, room: str, frame: str, *, seq: int = 0, skip: Session | None = None) -> None:
         event = {"type": "chat.frame", "frame": frame, "seq": seq, "skip": skip.address if skip else ""}
-        await self.layer.group_send(group_name(room), event)
+        with reachable():
+            await self.layer.group_send(group_name(room), event)
+
+    async def aclose(self) -> None:
+        pass  # the layer is Channels', closed by Channels
+
+
+class RedisOutagesWithoutTraceback(logging.Filter):
+    """channels-redis logs every failed attempt to reach Redis with a traceback, once a second while Redis is
+    down. An outage is expected (SPEC.md §17): one line each is enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], redis.RedisError | OSError):
+            record.msg, record.args = f"{record.getMessage()} {record.exc_info[1]}", None
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def setup_chat_logging() -> None:
+    """chatcore's logging set-up, plus the filter above on channels-redis's logger."""
+    setup_logging(settings.CHAT)
+    for name in ("channels_redis.pubsub", "channels_redis.core"):  # a logger's filters see its own records only
+        logging.getLogger(name).addFilter(RedisOutagesWithoutTraceback())
 
 
 @functools.cache

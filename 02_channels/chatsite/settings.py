@@ -1,5 +1,6 @@
 """Chapter 2's Django settings: read from the same CHAT_* variables as every chapter (SPEC.md §16)."""
 
+from chatcore.backend_redis import redis_host
 from chatcore.settings import Settings
 
 CHAT = Settings.load(default_port=8002)  # a bad CHAT_* value stops here with one line
@@ -21,13 +22,25 @@ ASGI_APPLICATION = "chatsite.asgi.application"
 USE_TZ = True
 TIME_ZONE = "UTC"
 
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels.layers.InMemoryChannelLayer",
-        "CONFIG": {
-            # A consumer's channel holds the group messages it has not dispatched yet. Past capacity, Channels
-            # drops them silently; chatcore.session refills any that go missing from history (SPEC.md §7).
-            "capacity": CHAT.send_queue,
+if CHAT.redis_url:
+    # Several processes: channels-redis's pub/sub layer. A group_send is one PUBLISH, and each process hands the
+    # event to its own consumers, as chapters 1 and 3 do with chatcore.fanout_redis. Pub/sub delivers at most
+    # once; chatcore.session refills what goes missing from history (SPEC.md §7). redis-py 8's default 5 s
+    # socket timeout would cut the layer's idle pub/sub connection: no timeout on reads.
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [redis_host(CHAT.redis_url, socket_timeout=None)], "prefix": "chat-layer"},
         },
-    },
-}
+    }
+else:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {
+                # A consumer's channel holds the group messages it has not dispatched yet. Past capacity, Channels
+                # drops them silently; chatcore.session refills any that go missing from history (SPEC.md §7).
+                "capacity": CHAT.send_queue,
+            },
+        },
+    }

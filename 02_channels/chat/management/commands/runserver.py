@@ -9,7 +9,7 @@ from typing import Any
 from daphne.management.commands.runserver import Command as DaphneRunserver
 from django.conf import settings
 
-from chatcore.logs import setup_logging
+from chat.hub import setup_chat_logging
 from server import ChatServer
 
 
@@ -18,5 +18,5 @@ class Command(DaphneRunserver):  # type: ignore[misc]  # daphne has no type hint
     default_port = str(settings.CHAT.port)  # 8002, like make run-channels
 
     def inner_run(self, *args: Any, **options: Any) -> None:
-        setup_logging(settings.CHAT)  # tokens redacted from every log line (SPEC.md §3)
+        setup_chat_logging()  # tokens redacted from every log line (SPEC.md §3)
         super().inner_run(*args, **options)

@@ -1,0 +1,107 @@
+"""Fan-out across processes with Redis pub/sub: a channel per room, one subscriber connection per process.
+
+Committed chat messages are published by the backend's own Lua script (``chatcore.backend_redis``), so every
+process receives a room's messages in seq order; presence frames are published here. Pub/sub delivers at most
+once: what a process misses while its connection to Redis is down, ``Session`` refills from history
+(SPEC.md §7). Delivery to the sessions of this process goes through a ``LocalFanout``, into their queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+import redis.asyncio as redis
+
+from chatcore.backend import BackendUnavailable
+from chatcore.backend_redis import channel, reachable
+from chatcore.fanout import LocalFanout
+
+if TYPE_CHECKING:
+    from chatcore.session import Session
+
+logger = logging.getLogger("chat")
+
+# Timeouts
+SUBSCRIBE_TIMEOUT = 5.0  # for Redis to confirm a subscription
+RETRY_DELAY = 0.5  # between attempts to read from a pub/sub connection that failed
+
+
+class RedisFanout:
+    def __init__(self, client: redis.Redis, process: str) -> None:
+        self.client = client
+        self.process = process  # tells this process's sessions from other processes' in a frame's skip field
+        self.local = LocalFanout()
+        self.pubsub = client.pubsub()
+        self.subscribed: dict[str, asyncio.Event] = {}  # channel -> set once Redis has confirmed it
+        self.listener: asyncio.Task[None] | None = None
+
+    async def subscribe(self, session: Session) -> None:
+        name = channel(session.room)
+        await self.local.subscribe(session)
+        confirmed = self.subscribed.get(name)
+        if confirmed is None:
+            confirmed = self.subscribed[name] = asyncio.Event()
+            try:
+                with reachable():
+                    await self.pubsub.subscribe(name)
+            except BaseException:
+                del self.subscribed[name]  # the next session of the room tries again
+                raise
+            if self.listener is None:
+                self.listener = asyncio.create_task(self.listen(), name="redis-fanout")
+        # Subscribed before the hub takes its snapshot: no message falls between the two (SPEC.md §9).
+        try:
+            await asyncio.wait_for(confirmed.wait(), SUBSCRIBE_TIMEOUT)
+        except TimeoutError:
+            raise BackendUnavailable(f"Redis did not confirm the subscription to {name}") from None
+
+    async def unsubscribe(self, session: Session) -> None:
+        await self.local.unsubscribe(session)
+        name = channel(session.room)
+        if session.room not in self.local.rooms and self.subscribed.pop(name, None) is not None:
+            with reachable():
+                await self.pubsub.unsubscribe(name)
+
+    async def publish(self, room: str, frame: str, *, seq: int = 0, skip: Session | None = None) -> None:
+        if seq:
+            return  # a committed message: the backend's script has published it already, in seq order
+        with reachable():
+            await self.client.publish(channel(room), f"0 {self.token(skip)} {frame}")
+
+    async def listen(self) -> None:
+        """Read this process's pub/sub connection for ever, and hand each frame to the local sessions."""
+        while True:
+            try:
+                message = await self.pubsub.get_message(timeout=None)
+            except redis.RedisError as exc:  # Redis went away: redis-py reconnects and subscribes again
+                logger.warning("Redis pub/sub: %s; retrying in %s s", exc, RETRY_DELAY)
+                await asyncio.sleep(RETRY_DELAY)
+                continue
+            if message is not None:
+                self.dispatch(message)
+
+    def dispatch(self, message: dict[str, Any]) -> None:
+        name = str(message["channel"])
+        if message["type"] == "subscribe":
+            event = self.subscribed.get(name)
+            if event is not None:
+                event.set()
+        elif message["type"] == "message":
+            seq, skip, frame = str(message["data"]).split(" ", 2)
+            room = name[name.index("{") + 1 : name.rindex("}")]
+            for session in self.local.rooms.get(room, ()):
+                if skip != self.token(session):
+                    session.send(frame, int(seq))
+
+    def token(self, session: Session | None) -> str:
+        return "-" if session is None else f"{self.process}.{id(session):x}"
+
+    async def aclose(self) -> None:
+        if self.listener is not None:
+            self.listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.listener
+        await self.pubsub.aclose()  # type: ignore[no-untyped-call]
