@@ -1,7 +1,7 @@
 # One chat protocol, three implementations. `make help` lists what you can do.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help install system-packages run run-fastapi run-channels run-websockets test test-running lint format clean
+.PHONY: help install system-packages run run-fastapi run-channels run-websockets run-cluster test test-running lint format clean
 
 PYTHON ?= python3
 VENV := .venv
@@ -10,6 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 IMPL ?=
 PORT ?=
 PYTEST_ARGS ?=
+WORKERS ?=
 # The chapters whose own tests `make test` runs (after chatcore's); IMPL=<name> runs only that chapter's.
 CHAPTERS := 01_fastapi 02_channels 03_websockets
 CHAPTER_fastapi := 01_fastapi
@@ -53,6 +54,10 @@ run-channels: install ## Chapter 2: Django Channels + daphne on 127.0.0.1:8002 (
 
 run-websockets: install ## Chapter 3: the websockets library on 127.0.0.1:8003 (PORT= overrides)
 	CHAT_PORT=$(or $(PORT),8003) $(PY) 03_websockets/server.py
+
+run-cluster: install ## One chapter as WORKERS processes on a redis-server of their own: IMPL=channels WORKERS=2 (PORT=8101)
+	@test -n "$(IMPL)" || { echo 'Say which chapter: make run-cluster IMPL=fastapi|channels|websockets WORKERS=2'; exit 2; }
+	$(PY) -m tests.cluster $(IMPL) $(or $(WORKERS),2) $(or $(PORT),8101)
 
 test: install ## Run every test: chatcore's, each chapter's own, then the conformance suite (IMPL= for one)
 	@# Exit status 5 means PYTEST_ARGS (say -k resume) selected none of a folder's tests: not a failure.

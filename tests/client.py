@@ -39,6 +39,14 @@ def message(text: str, msg_id: str | None = None) -> Frame:
     return {"type": "chat.message", "id": msg_id or new_id(), "payload": {"text": text}}
 
 
+SYNC = "settled-"  # the id prefix of Client.settled()'s messages, which every client skips
+
+
+def is_sync(frame: Frame) -> bool:
+    msg_id = frame.get("id") if frame["type"] == "ack" else frame.get("payload", {}).get("id")
+    return frame["type"] in ("ack", "chat.message") and str(msg_id).startswith(SYNC)
+
+
 class Client:
     """One connection. ``pings``: answer server pings with pong and skip them (default), skip them
     without answering ("ignore"), or hand them to the test like any other frame ("return")."""
@@ -47,6 +55,7 @@ class Client:
         self.ws = ws
         self.pings = pings
         self.welcome: Frame = {}
+        self.cluster = False  # connected to one process of several (tests/cluster.py)
 
     @property
     def user(self) -> str:
@@ -61,7 +70,8 @@ class Client:
         await self.send(frame)
         return str(frame["id"])
 
-    async def recv(self, timeout: float = TIMEOUT) -> Frame:
+    async def recv(self, timeout: float = TIMEOUT, *, sync: bool = False) -> Frame:
+        """The next frame; server pings as ``pings`` says; ``settled()``'s messages only when ``sync``."""
         deadline = time.monotonic() + timeout
         while True:
             raw = await asyncio.wait_for(self.ws.recv(), max(0.0, deadline - time.monotonic()))
@@ -72,6 +82,8 @@ class Client:
                 if self.pings == "answer":
                     await self.send({"type": "pong"})
                 continue
+            if is_sync(frame) and not sync:
+                continue
             return frame
 
     async def expect(self, kind: str, timeout: float = TIMEOUT) -> Frame:
@@ -79,12 +91,14 @@ class Client:
         assert frame["type"] == kind, f"expected {kind}, got {frame}"
         return frame
 
-    async def until(self, predicate: Callable[[Frame], bool], timeout: float = TIMEOUT) -> list[Frame]:
+    async def until(
+        self, predicate: Callable[[Frame], bool], timeout: float = TIMEOUT, *, sync: bool = False
+    ) -> list[Frame]:
         """Every frame up to and including the first one that matches."""
         deadline = time.monotonic() + timeout
         frames: list[Frame] = []
         while True:
-            frames.append(await self.recv(max(0.0, deadline - time.monotonic())))
+            frames.append(await self.recv(max(0.0, deadline - time.monotonic()), sync=sync))
             if predicate(frames[-1]):
                 return frames
 
@@ -92,6 +106,18 @@ class Client:
         """Every frame the server queued for us before it answered our ping: proves nothing else came."""
         await self.send({"type": "ping"})
         return (await self.until(lambda f: f == {"type": "pong"}))[:-1]
+
+    async def settled(self) -> list[Frame]:
+        """Every frame we are owed for what happened in the room so far, then nothing else. On one process,
+        ``barrier()``. On a cluster, other processes' frames travel through Redis and may still be on their
+        way when our process answers a ping; so we send a message of our own (every client skips it), which
+        reaches us after every message committed before it, and after every frame published before it."""
+        if not self.cluster:
+            return await self.barrier()
+        sync = f"{SYNC}{new_id()}"
+        await self.send(message(".", sync))
+        frames = await self.until(lambda f: f["type"] == "chat.message" and f["payload"]["id"] == sync, sync=True)
+        return [frame for frame in frames if not is_sync(frame)]
 
     async def drain(self) -> None:
         """Read and discard frames until cancelled (a client that keeps up but whose frames don't matter)."""
@@ -185,16 +211,19 @@ async def handshake_status(url: str, *, headers: Mapping[str, str] | None = None
 
 
 async def metric(server: Server, name: str, labels: Mapping[str, str] | None = None) -> float:
-    """The current value of one series of ``GET /metrics`` (0 when the series does not exist yet)."""
+    """The current value of one series of ``GET /metrics`` (0 when the series does not exist yet), added up
+    over the server's processes."""
     from prometheus_client.parser import text_string_to_metric_families
 
+    total = 0.0
     async with httpx2.AsyncClient() as http:
-        text = (await http.get(f"{server.url}/metrics", timeout=TIMEOUT)).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items()):
-                return float(sample.value)
-    return 0.0
+        for url in server.urls:
+            text = (await http.get(f"{url}/metrics", timeout=TIMEOUT)).text
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items()):
+                        total += float(sample.value)
+    return total
 
 
 async def wait_for_metric(

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.client import Client, open_client
+from tests.cluster import SUFFIX, Cluster
 from tests.harness import Server, ServerProcess
 from tests.implementations import IMPLEMENTATIONS
 
@@ -34,7 +35,10 @@ def selected(config: pytest.Config) -> list[str]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "impl" in metafunc.fixturenames:
-        metafunc.parametrize("impl", selected(metafunc.config), scope="session")
+        names = selected(metafunc.config)
+        if not RUNNING_URL and any(metafunc.definition.iter_markers("cluster")):
+            names += [name + SUFFIX for name in names]  # also as two processes on one Redis (SPEC.md §17)
+        metafunc.parametrize("impl", names, scope="session")
 
 
 class ServerPool:
@@ -42,15 +46,17 @@ class ServerPool:
 
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
-        self.servers: dict[tuple[str, frozenset[tuple[str, str]], str], ServerProcess] = {}
+        self.servers: dict[tuple[str, frozenset[tuple[str, str]], str], ServerProcess | Cluster] = {}
 
-    def get(self, impl: str, env: Mapping[str, str], private: str) -> ServerProcess:
+    def get(self, impl: str, env: Mapping[str, str], private: str) -> ServerProcess | Cluster:
         key = (impl, frozenset(env.items()), private)
         if key not in self.servers:
             self.servers[key] = self.start(impl, env)
         return self.servers[key]
 
-    def start(self, impl: str, env: Mapping[str, str]) -> ServerProcess:
+    def start(self, impl: str, env: Mapping[str, str]) -> ServerProcess | Cluster:
+        if impl.endswith(SUFFIX):
+            return Cluster(IMPLEMENTATIONS[impl.removesuffix(SUFFIX)], env, self.log_dir).start()
         return ServerProcess(IMPLEMENTATIONS[impl], env, self.log_dir).start()
 
     def stop_all(self) -> None:
@@ -74,7 +80,7 @@ def make_server(impl: str, pool: ServerPool, request: pytest.FixtureRequest) -> 
     tests asking for the same; ``private="name"`` for one shared only by tests passing that name;
     ``fresh=True`` for one of the test's own, stopped after it. Against CHAT_SERVER_URL, only the
     running server's own settings are possible (a private server is then that one, too)."""
-    own: list[ServerProcess] = []
+    own: list[ServerProcess | Cluster] = []
 
     def make(env: Mapping[str, str] | None = None, *, private: str = "", fresh: bool = False) -> Server:
         env = dict(env or {})
@@ -90,7 +96,8 @@ def make_server(impl: str, pool: ServerPool, request: pytest.FixtureRequest) -> 
             own.append(server)
         else:
             server = pool.get(impl, env, private)
-        request.node.stash.setdefault(SERVERS, []).append((server, server.log_size()))
+        processes = server.members if isinstance(server, Cluster) else [server]
+        request.node.stash.setdefault(SERVERS, []).extend((process, process.log_size()) for process in processes)
         return server
 
     yield make
@@ -117,7 +124,8 @@ class Connector:
         self.clients: list[Client] = []
 
     async def __call__(self, server: Server, room: str, user: str = "alice", **options: Any) -> Client:
-        client = await open_client(server, room, user, **options)
+        client = await open_client(server.for_client(), room, user, **options)  # a cluster's processes in turn
+        client.cluster = isinstance(server, Cluster)
         self.clients.append(client)
         return client
 

@@ -43,6 +43,15 @@ class Server:
     def port(self) -> int:
         return int(self.url.rsplit(":", 1)[1])
 
+    @property
+    def urls(self) -> list[str]:
+        """Every process serving this chat server (tests/cluster.py has several)."""
+        return [self.url]
+
+    def for_client(self) -> Server:
+        """The process the next client connects to."""
+        return self
+
     def setting(self, name: str, default: float) -> float:
         """A CHAT_* value this server was started with (the SPEC's default when unset)."""
         return float(self.env.get(name, default))

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.conftest import Connector, MakeServer
 from tests.harness import Server
+
+pytestmark = pytest.mark.cluster  # these need several clients: also run on two processes (SPEC.md §17)
 
 
 async def test_welcome_contents(server: Server, connect: Connector, room: str) -> None:

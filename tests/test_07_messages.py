@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from tests.client import Client, Frame
 from tests.conftest import Connector, MakeServer
 from tests.harness import FAST, Server
+
+pytestmark = pytest.mark.cluster  # these need several clients: also run on two processes (SPEC.md §17)
 
 
 async def test_message_reaches_every_member(server: Server, connect: Connector, room: str) -> None:
@@ -35,7 +39,7 @@ async def test_ack_to_sender_only(server: Server, connect: Connector, room: str)
     msg_id = await alice.say("one")
     frames = await alice.until(lambda f: f["type"] == "ack")
     assert frames[-1] == {"type": "ack", "id": msg_id, "seq": 1}
-    assert [f["type"] for f in await bob.barrier()] == ["chat.message"]
+    assert [f["type"] for f in await bob.settled()] == ["chat.message"]
 
 
 async def test_text_round_trips_exactly(server: Server, connect: Connector, room: str) -> None:

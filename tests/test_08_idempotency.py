@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.client import Client, Frame
 from tests.conftest import Connector, MakeServer
 from tests.harness import FAST, Server
+
+pytestmark = pytest.mark.cluster  # these need several clients: also run on two processes (SPEC.md §17)
 
 
 async def ack_for(client: Client, msg_id: str) -> Frame:
@@ -20,7 +24,7 @@ async def test_retry_on_same_connection(server: Server, connect: Connector, room
     assert (await ack_for(alice, "m-1"))["seq"] == 1
     await alice.say("once", "m-1")
     assert (await ack_for(alice, "m-1"))["seq"] == 1
-    frames = await bob.barrier()
+    frames = await bob.settled()
     assert [(f["type"], f["seq"]) for f in frames] == [("chat.message", 1)]
 
 
@@ -34,7 +38,7 @@ async def test_retry_after_reconnect(server: Server, connect: Connector, room: s
     alice = await connect(server, room, "alice")
     await alice.say("before the outage, retried with other text", "m-2")
     assert (await ack_for(alice, "m-2"))["seq"] == 1
-    frames = [f for f in await bob.barrier() if f["type"] == "chat.message"]
+    frames = [f for f in await bob.settled() if f["type"] == "chat.message"]
     assert [(f["seq"], f["payload"]["text"]) for f in frames] == [(1, "before the outage")]
 
 

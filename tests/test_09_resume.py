@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.client import Client, Frame
 from tests.conftest import Connector, MakeServer
 from tests.harness import FAST, Server
+
+pytestmark = pytest.mark.cluster  # these need several clients: also run on two processes (SPEC.md §17)
 
 
 async def fill(client: Client, count: int) -> list[Frame]:

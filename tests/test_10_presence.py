@@ -8,6 +8,8 @@ from tests.client import Client, metric, wait_for_metric
 from tests.conftest import Connector, MakeServer
 from tests.harness import Server
 
+pytestmark = pytest.mark.cluster  # these need several clients: also run on two processes (SPEC.md §17)
+
 
 @pytest.fixture
 async def quiet(make_server: MakeServer) -> Server:
@@ -29,7 +31,7 @@ async def test_join_and_leave(quiet: Server, connect: Connector, room: str) -> N
     alice = await connect(quiet, room, "alice")
     bob = await connect(quiet, room, "bob")
     assert presence(await alice.recv()) == ("presence.join", "bob", ["alice", "bob"])
-    assert await bob.barrier() == []
+    assert await bob.settled() == []
     await bob.close()
     assert presence(await alice.recv()) == ("presence.leave", "bob", ["alice"])
 
@@ -42,13 +44,13 @@ async def test_two_tabs_are_one_member(quiet: Server, connect: Connector, room: 
     tab2 = await connect(quiet, room, "alice")
     assert tab2.welcome["payload"]["members"] == ["alice", "bob"]
     await wait_for_metric(quiet, "chat_connections", 3)
-    assert await bob.barrier() == []
+    assert await bob.settled() == []
     await tab1.close()
     await wait_for_metric(quiet, "chat_connections", 2)  # the server has seen tab 1 go
-    assert await bob.barrier() == []
+    assert await bob.settled() == []
     await tab2.close()
     assert presence(await bob.recv()) == ("presence.leave", "alice", ["bob"])
-    assert await bob.barrier() == []
+    assert await bob.settled() == []
 
 
 async def test_vanished_client_leaves(quiet: Server, connect: Connector, room: str) -> None:
@@ -66,4 +68,4 @@ async def test_presence_is_per_room(quiet: Server, connect: Connector, room: str
     """§10: presence events stay in their room."""
     alice = await connect(quiet, room, "alice")
     await connect(quiet, room + "-other", "bob")
-    assert await alice.barrier() == []
+    assert await alice.settled() == []
