@@ -23,7 +23,8 @@ help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
 	@echo
 	@echo "  Variables: IMPL=fastapi|channels|websockets (test one implementation), PORT=9000 (run on another port),"
-	@echo "             CHAT_SERVER_URL=http://host:port (test-running), any CHAT_* setting (see SPEC.md §16)."
+	@echo "             WORKERS=2 (run-cluster), CHAT_SERVER_URL=http://host:port (test-running),"
+	@echo "             any CHAT_* setting (see SPEC.md §16)."
 
 install: system-packages $(STAMP) ## Create .venv with the pinned Python packages (and Debian packages when missing)
 

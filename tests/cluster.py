@@ -23,8 +23,10 @@ class Cluster(Server):
     """``processes`` processes of ``impl`` sharing a redis-server of their own. Clients connect to them in
     turn (``for_client``); HTTP goes to the first; metrics add up over all of them."""
 
-    def __init__(self, impl: Implementation, env: Mapping[str, str], log_dir: Path, processes: int = 2) -> None:
-        self.redis = RedisServer(log_dir)
+    def __init__(
+        self, impl: Implementation, env: Mapping[str, str], log_dir: Path, processes: int = 2, persistent: bool = False
+    ) -> None:
+        self.redis = RedisServer(log_dir, persistent=persistent)
         env = {**env, "CHAT_REDIS_URL": self.redis.url}
         self.members = [ServerProcess(impl, env, log_dir) for _ in range(processes)]
         super().__init__(impl.name + SUFFIX, self.members[0].url, SECRET, env)

@@ -36,7 +36,12 @@ def selected(config: pytest.Config) -> list[str]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "impl" in metafunc.fixturenames:
         names = selected(metafunc.config)
-        if not RUNNING_URL and any(metafunc.definition.iter_markers("cluster")):
+        markers = list(metafunc.definition.iter_markers("cluster"))
+        if RUNNING_URL and any(marker.kwargs.get("only") for marker in markers):
+            names = []  # a cluster the suite starts itself: not against CHAT_SERVER_URL
+        elif any(marker.kwargs.get("only") for marker in markers):
+            names = [name + SUFFIX for name in names]
+        elif not RUNNING_URL and markers:
             names += [name + SUFFIX for name in names]  # also as two processes on one Redis (SPEC.md §17)
         metafunc.parametrize("impl", names, scope="session")
 

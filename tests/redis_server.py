@@ -14,9 +14,10 @@ START_TIMEOUT = 10.0
 
 
 class RedisServer:
-    """``redis-server`` on 127.0.0.1 and a free port (never the default 6379), with no data on disk."""
+    """``redis-server`` on 127.0.0.1 and a free port (never the default 6379); with no data on disk unless
+    ``persistent``."""
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, *, persistent: bool = False) -> None:
         executable = shutil.which("redis-server")
         if executable is None:
             raise RuntimeError("redis-server is not installed: run `make install` (it installs the Debian package).")
@@ -24,6 +25,7 @@ class RedisServer:
         self.port = free_port()
         self.log_path = log_dir / f"redis-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.data_dir = log_dir / f"redis-{self.port}" if persistent else None  # an append-only file, fsync'ed
 
     @property
     def url(self) -> str:
@@ -31,7 +33,12 @@ class RedisServer:
 
     def start(self) -> None:
         """Start it (again, on the same port, after ``kill``), and wait until it answers PING."""
-        command = [self.executable, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"]
+        command = [self.executable, "--bind", "127.0.0.1", "--port", str(self.port), "--save", ""]
+        if self.data_dir is None:
+            command += ["--appendonly", "no"]
+        else:  # a restart finds every write that was acknowledged
+            self.data_dir.mkdir(exist_ok=True)
+            command += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.data_dir)]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + START_TIMEOUT

@@ -1,0 +1,175 @@
+"""SPEC.md §17: several processes on one Redis, and what happens when a process or Redis dies."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import httpx2
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from tests.client import TIMEOUT, Client, Frame, open_client
+from tests.cluster import SUFFIX, Cluster
+from tests.conftest import MakeServer
+from tests.harness import FAST, Server
+from tests.implementations import IMPLEMENTATIONS
+
+pytestmark = pytest.mark.cluster(only=True)
+
+UNAVAILABLE = (1013, "try again later")
+
+
+class Member:
+    """A client that does what the shared client does when its connection ends: it reconnects (to ``servers``
+    in turn), resumes with ``since`` and ``epoch``, and resends what was not acknowledged, with the same id."""
+
+    def __init__(self, user: str, room: str, servers: list[Server]) -> None:
+        self.user, self.room, self.servers = user, room, servers
+        self.client: Client | None = None
+        self.epoch: str | None = None
+        self.seqs: list[int] = []  # every chat.message received, in order, over all its connections
+        self.acked: dict[str, int] = {}  # message id -> seq
+        self.presence: list[Frame] = []
+        self.resumed: list[bool] = []  # welcome.resumed of each reconnection
+
+    async def connect(self) -> Client:
+        for attempt in range(50):
+            server = self.servers[attempt % len(self.servers)]
+            since = self.seqs[-1] if self.seqs else (0 if self.epoch else None)
+            try:
+                self.client = await open_client(server, self.room, self.user, since=since, epoch=self.epoch)
+            except (OSError, httpx2.HTTPError, ConnectionClosed, TimeoutError):  # that process is gone, or busy
+                await asyncio.sleep(0.1)  # ok-sleep: a reconnect's backoff, as any client has
+                continue
+            if self.epoch is not None:
+                self.resumed.append(self.client.welcome["payload"]["resumed"])
+                if not self.resumed[-1]:
+                    self.seqs.clear()  # told that it may have missed some: it starts over from what is retained
+            self.epoch = self.client.welcome["payload"]["epoch"]
+            return self.client
+        raise AssertionError(f"{self.user} could not reconnect")
+
+    def take(self, frame: Frame) -> None:
+        if frame["type"] == "chat.message":
+            previous = self.seqs[-1] if self.seqs else 0
+            assert frame["seq"] == previous + 1, f"{self.user}: seq {frame['seq']} after {previous}"
+            self.seqs.append(frame["seq"])
+        elif frame["type"] == "ack":
+            self.acked[frame["id"]] = frame["seq"]
+        elif frame["type"].startswith("presence."):
+            self.presence.append(frame)
+
+    async def send(self, msg_id: str, text: str) -> None:
+        """Send until acknowledged, reconnecting and resending (same id) as often as it takes."""
+        while msg_id not in self.acked:
+            client = self.client or await self.connect()
+            try:
+                await client.say(text, msg_id)
+                while msg_id not in self.acked:
+                    self.take(await client.recv(TIMEOUT))
+            except ConnectionClosed:
+                self.client = None
+
+    async def read_until(self, seq: int) -> None:
+        while not self.seqs or self.seqs[-1] < seq:
+            client = self.client or await self.connect()
+            try:
+                self.take(await client.recv(TIMEOUT))
+            except ConnectionClosed:
+                self.client = None
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+
+
+async def test_a_process_dies(make_server: MakeServer, room: str) -> None:
+    """§17: kill -9 one of two processes while 10 clients send numbered messages: they resume on the survivor,
+    every acknowledged message reaches every client once, in seq order, and the members of the dead process
+    that don't come back leave within CHAT_PRESENCE_TTL."""
+    ttl = 2.0
+    cluster = make_server({**FAST, "CHAT_PRESENCE_TTL": str(ttl)}, fresh=True)
+    assert isinstance(cluster, Cluster)
+    doomed, survivor = cluster.members
+    members = [Member(f"user{n}", room, [cluster.members[n % 2], survivor]) for n in range(10)]
+    for member in members:
+        await member.connect()
+    ghost = await open_client(doomed, room, "ghost")  # on the process that dies; never comes back
+    count = 20
+
+    busy = asyncio.Event()  # set once a quarter of the messages are acknowledged
+
+    async def chat(member: Member) -> None:
+        for n in range(count):
+            await member.send(f"{member.user}-{n}", f"{member.user} says {n}")
+            if sum(len(other.acked) for other in members) >= 50:
+                busy.set()
+
+    async def kill_when_busy() -> None:
+        await busy.wait()
+        assert doomed.process is not None
+        os.kill(doomed.process.pid, signal.SIGKILL)
+
+    await asyncio.wait_for(asyncio.gather(kill_when_busy(), *[chat(member) for member in members]), 40)
+    last = max(seq for member in members for seq in member.acked.values())
+    assert last == 10 * count  # each message committed once, however often it was sent
+    await asyncio.wait_for(asyncio.gather(*[member.read_until(last) for member in members]), 20)
+    for member in members:
+        assert member.seqs == list(range(1, last + 1)), member.user  # each once, in order, over its connections
+        assert all(member.resumed), member.user  # every reconnection resumed
+    assert any(member.resumed for member in members[::2]), "nobody was on the process that died"
+    watcher = members[1]  # on the survivor from the start
+    async with asyncio.timeout(ttl + 2 * TIMEOUT):
+        while not any(f["type"] == "presence.leave" and f["payload"]["user"] == "ghost" for f in watcher.presence):
+            assert watcher.client is not None
+            watcher.take(await watcher.client.recv(ttl + TIMEOUT))
+    for member in members:
+        await member.close()
+    ghost.ws.transport.abort()  # its process is gone
+
+
+@pytest.mark.parametrize("persistent", [True, False], ids=["redis with persistence", "redis without"])
+async def test_redis_dies(impl: str, tmp_path: Path, room: str, persistent: bool) -> None:
+    """§17: Redis killed mid-chat: the servers stay up and close the connections that need it with 1013; once
+    Redis is back, clients reconnect and chat again. With persistence nothing acknowledged is lost and they
+    resume; without, the room has a new epoch and they are told (resumed: false)."""
+    env = {**FAST, "CHAT_HEARTBEAT_INTERVAL": "1"}
+    cluster = Cluster(IMPLEMENTATIONS[impl.removesuffix(SUFFIX)], env, tmp_path, persistent=persistent).start()
+    try:
+        alice = Member("alice", room, [cluster.members[0]])
+        bob = Member("bob", room, [cluster.members[1]])
+        await alice.connect()
+        await bob.connect()
+        epoch = alice.epoch
+        for n in range(5):
+            await alice.send(f"a{n}", f"before {n}")
+        await bob.read_until(5)
+        cluster.redis.kill()
+        assert alice.client is not None and bob.client is not None
+        await alice.client.say("during", "a5")
+        code, reason, _ = await alice.client.closed()
+        assert (code, reason) == UNAVAILABLE
+        code, reason, _ = await bob.client.closed()  # its next heartbeat needs Redis
+        assert (code, reason) == UNAVAILABLE
+        alice.client = bob.client = None
+        cluster.redis.start()
+        for server in cluster.members:
+            assert server.healthy()
+        await alice.send("a5", "during")  # reconnects, resends
+        await bob.send("b0", "after")
+        if persistent:
+            assert alice.epoch == epoch
+            assert alice.acked == {f"a{n}": n + 1 for n in range(6)}
+            await bob.read_until(7)
+            assert bob.seqs == list(range(1, 8))
+        else:
+            assert alice.epoch != epoch
+            assert (alice.acked["a5"], bob.acked["b0"]) == (1, 2)  # the room started again
+        assert "Traceback" not in "".join(process.log() for process in cluster.members)
+        await alice.close()
+        await bob.close()
+    finally:
+        cluster.stop()
