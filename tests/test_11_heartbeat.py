@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
 
-from tests.client import metric, wait_for_metric
+from tests.client import chat_url, metric, wait_for_metric
 from tests.conftest import Connector, MakeServer
 from tests.harness import Server
 
@@ -76,3 +80,41 @@ async def test_protocol_pings_answered(server: Server, connect: Connector, room:
     client = await connect(server, room)
     pong = await client.ws.ping()
     await asyncio.wait_for(pong, 5)
+
+
+CLIENT = """
+import sys
+from websockets.sync.client import connect
+websocket = connect(sys.argv[1])
+websocket.recv()  # the welcome
+print("ready", flush=True)
+sys.stdin.read()  # until the test is done with us
+"""
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP], ids=["client killed", "client stopped"])
+async def test_client_process_dies_or_stops(make_server: MakeServer, connect: Connector, room: str, sig: int) -> None:
+    """§10, §11: a client process killed (its socket closed by the kernel, no close frame) or stopped (it neither
+    reads nor answers pings) leaves: the others hear it, and the connection gauge is back to where it was, within
+    CHAT_HEARTBEAT_TIMEOUT + 2 s."""
+    server = make_server(SHORT, private="client-processes")
+    bob = await connect(server, room, "bob")
+    baseline = await metric(server, "chat_connections")
+    url = chat_url(server.for_client(), room, token=await server.atoken("gone"))
+    client = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CLIENT, url, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        assert client.stdout is not None
+        assert await asyncio.wait_for(client.stdout.readline(), 10) == b"ready\n"
+        await bob.until(lambda f: f["type"] == "presence.join" and f["payload"]["user"] == "gone")
+        await wait_for_metric(server, "chat_connections", baseline + 1)
+        client.send_signal(sig)
+        leave = await bob.until(lambda f: f["type"] == "presence.leave", timeout=TIMEOUT + 2)
+        assert leave[-1]["payload"] == {"user": "gone", "members": ["bob"]}
+        await wait_for_metric(server, "chat_connections", baseline, timeout=1)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            client.kill()
+        await client.wait()
