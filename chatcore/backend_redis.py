@@ -17,6 +17,7 @@ by themselves; the next ``sweep`` of any process removes them and reports who le
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 import time
 from collections import Counter
@@ -29,6 +30,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 from chatcore.backend import BackendUnavailable, Departure, Message, PresenceChange, Published, Snapshot
+
+logger = logging.getLogger("chat")
 
 NOW_MS = """
 local t = redis.call('TIME')
@@ -78,7 +81,12 @@ local prefix = ARGV[2] .. '\\n'
 for _, member in ipairs(live) do
     if string.sub(member, 1, #prefix) == prefix then first = 0 end
 end
-if redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1]) == 1 then table.insert(live, ARGV[1]) end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+local listed = false
+for _, member in ipairs(live) do
+    if member == ARGV[1] then listed = true end
+end
+if not listed then table.insert(live, ARGV[1]) end
 redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[3]))
 table.insert(live, 1, first)
 return live
@@ -98,13 +106,14 @@ return live
 )
 
 # KEYS: presence. ARGV: TTL (ms), then this process's entries in the room.
-# Renews them, removes expired ones; returns {number of expired entries, expired..., live...}.
+# Renews them (only those still there: XX, so a leave that ran meanwhile stays done), then removes expired
+# entries; returns {number of expired entries, expired..., live...}.
 SWEEP = (
     NOW_MS
     + """
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[i]) end
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
-for i = 2, #ARGV do redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[i]) end
 redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[1]))
 local reply = {#expired}
 for _, member in ipairs(expired) do table.insert(reply, member) end
@@ -170,7 +179,7 @@ class RedisBackend:
         self.history_size = history_size
         self.ttl_ms = max(1, round(presence_ttl * 1000))
         self.process = secrets.token_hex(8)  # this process's name in presence entries
-        self.connections: Counter[tuple[str, str]] = Counter()  # (room, user) -> this process's open connections
+        self.rooms: dict[str, Counter[str]] = {}  # room -> user -> this process's open connections
         self._publish = client.register_script(PUBLISH)
         self._snapshot = client.register_script(SNAPSHOT)
         self._join = client.register_script(JOIN)
@@ -204,7 +213,7 @@ class RedisBackend:
         return Snapshot(room_epoch, seq, resumed, [message for message in retained if message.seq > start])
 
     async def join(self, room: str, user: str) -> PresenceChange:
-        self.connections[room, user] += 1
+        self.rooms.setdefault(room, Counter())[user] += 1
         try:
             with reachable():
                 reply = await self._join(keys=[keys(room)[3]], args=(self.entry(user), user, self.ttl_ms))
@@ -223,14 +232,19 @@ class RedisBackend:
 
     async def sweep(self) -> list[Departure]:
         """Renew this process's presence entries, and remove the expired ones of processes that died: who left
-        with them. Call it every third of the presence TTL."""
-        rooms: dict[str, list[str]] = {}
-        for room, user in self.connections:
-            rooms.setdefault(room, []).append(self.entry(user))
+        with them. Call it every third of the presence TTL. If Redis fails on the way, it returns the
+        departures found so far; the next sweep goes on."""
         departures = []
-        for room, entries in rooms.items():
-            with reachable():
-                reply = await self._sweep(keys=[keys(room)[3]], args=[self.ttl_ms, *entries])
+        for room in list(self.rooms):
+            entries = [self.entry(user) for user in self.rooms.get(room, ())]  # now: a leave may have run
+            if not entries:
+                continue
+            try:
+                with reachable():
+                    reply = await self._sweep(keys=[keys(room)[3]], args=[self.ttl_ms, *entries])
+            except BackendUnavailable as exc:
+                logger.warning("Presence not renewed: %s", exc)
+                break
             count = int(reply[0])
             expired, members = users(reply[1 : 1 + count]), users(reply[1 + count :])
             departures += [Departure(room, user, members) for user in expired if user not in members]
@@ -244,8 +258,11 @@ class RedisBackend:
 
     def _forget(self, room: str, user: str) -> bool:
         """One connection of ``user`` to ``room`` fewer in this process; True when it was the last one here."""
-        self.connections[room, user] -= 1
-        if self.connections[room, user] > 0:
+        counts = self.rooms[room]
+        counts[user] -= 1
+        if counts[user] > 0:
             return False
-        del self.connections[room, user]
+        del counts[user]
+        if not counts:
+            del self.rooms[room]
         return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,8 @@ class RedisFanout:
         self.pubsub = client.pubsub()
         self.subscribed: dict[str, asyncio.Event] = {}  # channel -> set once Redis has confirmed it
         self.listener: asyncio.Task[None] | None = None
+        self.tokens: dict[Session, str] = {}  # see token()
+        self.counter = itertools.count()
 
     async def subscribe(self, session: Session) -> None:
         name = channel(session.room)
@@ -60,10 +63,15 @@ class RedisFanout:
 
     async def unsubscribe(self, session: Session) -> None:
         await self.local.unsubscribe(session)
+        self.tokens.pop(session, None)
         name = channel(session.room)
         if session.room not in self.local.rooms and self.subscribed.pop(name, None) is not None:
-            with reachable():
-                await self.pubsub.unsubscribe(name)
+            try:
+                with reachable():
+                    await self.pubsub.unsubscribe(name)
+            except BackendUnavailable:
+                self.pubsub.channels.pop(name, None)  # or redis-py subscribes to it again when Redis is back
+                raise
 
     async def publish(self, room: str, frame: str, *, seq: int = 0, skip: Session | None = None) -> None:
         if seq:
@@ -81,7 +89,10 @@ class RedisFanout:
                 await asyncio.sleep(RETRY_DELAY)
                 continue
             if message is not None:
-                self.dispatch(message)
+                try:
+                    self.dispatch(message)
+                except Exception:  # a bug, or a malformed message: log it, keep listening for the others
+                    logger.exception("Redis pub/sub: could not dispatch %r", message)
 
     def dispatch(self, message: dict[str, Any]) -> None:
         name = str(message["channel"])
@@ -97,7 +108,13 @@ class RedisFanout:
                     session.send(frame, int(seq))
 
     def token(self, session: Session | None) -> str:
-        return "-" if session is None else f"{self.process}.{id(session):x}"
+        """How frames name a session to skip: unique across processes, never "-" (which skips nobody)."""
+        if session is None:
+            return "-"
+        token = self.tokens.get(session)
+        if token is None:
+            token = self.tokens[session] = f"{self.process}.{next(self.counter)}"
+        return token
 
     async def aclose(self) -> None:
         if self.listener is not None:

@@ -144,8 +144,9 @@ class Session:
             logger.warning("Closing %r in %r: %s", self.user, self.room, exc)
             self.close(UNAVAILABLE)
             return
-        if room.epoch != self.epoch:
-            # The backend lost the room's history (SPEC.md §17): the client resumes, and is told so (§9).
+        if room.epoch != self.epoch or room.seq < self.last_seq:
+            # The backend lost the room's history, or its latest messages (SPEC.md §17): the client resumes,
+            # and is told so (§9).
             logger.warning(
                 "Closing %r in %r: the room's history was reset (epoch %s)", self.user, self.room, room.epoch
             )
@@ -296,8 +297,10 @@ class Hub:
         CONNECTIONS.inc()
         try:
             await self.fanout.subscribe(session)  # subscribe first: miss nothing meanwhile
-            snapshot = await self.backend.snapshot(handshake.room, handshake.since, handshake.epoch)
+            # Join before the snapshot: a room counted as occupied is not forgotten (new epoch) in between.
             presence = await self.backend.join(handshake.room, handshake.user)
+            session.joined = True
+            snapshot = await self.backend.snapshot(handshake.room, handshake.since, handshake.epoch)
         except BackendUnavailable as exc:
             logger.warning("Closing %r in %r at once: %s", session.user, session.room, exc)
             session.close(UNAVAILABLE)
@@ -305,7 +308,6 @@ class Hub:
         except BaseException:
             await self.disconnect(session)
             raise
-        session.joined = True
         welcome = welcome_frame(
             user=handshake.user,
             room=handshake.room,
@@ -351,18 +353,22 @@ class Hub:
             return  # already done
         self.sessions.discard(session)
         try:
-            await self.fanout.unsubscribe(session)
-            if session.joined:
+            if session.joined:  # first: the backend forgets this connection even if Redis is down
                 presence = await self.backend.leave(session.room, session.user)
                 if presence.changed:
                     frame = presence_frame("leave", user=session.user, members=presence.members)
                     await self.fanout.publish(session.room, frame)
         except BackendUnavailable as exc:
             # The backend's presence entry expires by itself, and a sweep announces the leave (SPEC.md §10).
-            logger.warning("Leave of %r in %r not recorded: %s", session.user, session.room, exc)
+            logger.warning("Leave of %r in %r not announced: %s", session.user, session.room, exc)
         finally:
-            CONNECTIONS.dec()
-            DISCONNECTS.labels(session.ended.result().label).inc()
+            try:
+                await self.fanout.unsubscribe(session)
+            except BackendUnavailable as exc:
+                logger.warning("Unsubscribing %r from %r: %s", session.user, session.room, exc)
+            finally:
+                CONNECTIONS.dec()
+                DISCONNECTS.labels(session.ended.result().label).inc()
 
     async def sweep(self) -> None:
         """For ever, every third of CHAT_PRESENCE_TTL: renew this process's presence in the backend, and
@@ -375,6 +381,8 @@ class Hub:
                     await self.fanout.publish(gone.room, frame)
             except BackendUnavailable as exc:
                 logger.warning("Presence not renewed: %s", exc)
+            except Exception:  # a bug: log it, and keep renewing, or every member here would expire
+                logger.exception("Presence sweep failed")
 
     async def shutdown(self) -> None:
         """Close every connection with 1001, wait (bounded) until each close frame has gone out, then close

@@ -56,9 +56,11 @@ class Cluster(Server):
         return self
 
     def stop(self) -> None:
-        for member in self.members:
-            member.stop()
-        self.redis.kill()
+        try:
+            for member in self.members:
+                member.stop()
+        finally:
+            self.redis.kill()
 
 
 def run(impl: Implementation, workers: int, first_port: int) -> int:
@@ -80,12 +82,17 @@ def run(impl: Implementation, workers: int, first_port: int) -> int:
                 break
         return 0 if all(process.poll() is None for process in processes) else 1
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            process.wait(10)
-        redis.kill()
+        try:
+            for process in processes:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+            for process in processes:
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        finally:
+            redis.kill()
 
 
 if __name__ == "__main__":

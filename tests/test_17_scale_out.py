@@ -136,13 +136,15 @@ async def test_redis_dies(impl: str, tmp_path: Path, room: str, persistent: bool
     """§17: Redis killed mid-chat: the servers stay up and close the connections that need it with 1013; once
     Redis is back, clients reconnect and chat again. With persistence nothing acknowledged is lost and they
     resume; without, the room has a new epoch and they are told (resumed: false)."""
-    env = {**FAST, "CHAT_HEARTBEAT_INTERVAL": "1"}
+    ttl = 1.0
+    env = {**FAST, "CHAT_HEARTBEAT_INTERVAL": "1", "CHAT_PRESENCE_TTL": str(ttl)}
     cluster = Cluster(IMPLEMENTATIONS[impl.removesuffix(SUFFIX)], env, tmp_path, persistent=persistent).start()
     try:
         alice = Member("alice", room, [cluster.members[0]])
         bob = Member("bob", room, [cluster.members[1]])
-        await alice.connect()
-        await bob.connect()
+        dave = Member("dave", room, [cluster.members[1]])  # closed during the outage, never comes back
+        for member in (alice, bob, dave):
+            await member.connect()
         epoch = alice.epoch
         for n in range(5):
             await alice.send(f"a{n}", f"before {n}")
@@ -152,14 +154,20 @@ async def test_redis_dies(impl: str, tmp_path: Path, room: str, persistent: bool
         await alice.client.say("during", "a5")
         code, reason, _ = await alice.client.closed()
         assert (code, reason) == UNAVAILABLE
-        code, reason, _ = await bob.client.closed()  # its next heartbeat needs Redis
-        assert (code, reason) == UNAVAILABLE
-        alice.client = bob.client = None
+        for member in (bob, dave):
+            assert member.client is not None
+            code, reason, _ = await member.client.closed()  # its next heartbeat needs Redis
+            assert (code, reason) == UNAVAILABLE
+        alice.client = bob.client = dave.client = None
         cluster.redis.start()
         for server in cluster.members:
             assert server.healthy()
         await alice.send("a5", "during")  # reconnects, resends
         await bob.send("b0", "after")
+        await asyncio.sleep(ttl)  # dave's presence entry, if Redis kept it, expires: no event to wait for
+        carol = Member("carol", room, [cluster.members[0]])
+        assert (await carol.connect()).welcome["payload"]["members"] == ["alice", "bob", "carol"]  # not dave
+        await carol.close()
         if persistent:
             assert alice.epoch == epoch
             assert alice.acked == {f"a{n}": n + 1 for n in range(6)}

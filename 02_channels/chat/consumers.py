@@ -27,6 +27,8 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels ha
         try:
             await super().__call__(scope, receive, send)
         except redis.RedisError as exc:
+            if getattr(self, "channel_name", None) is not None:
+                raise  # not from new_channel(): the connection is under way already
             # Channels could not give this connection its channel: Redis is down. Like any connection that finds
             # the backend unavailable, it closes with 1013 right after the handshake (SPEC.md §17).
             logger.warning("Closing a connection to %s at once: Redis: %s", shorten(scope["path"]), exc)
