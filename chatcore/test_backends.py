@@ -139,7 +139,7 @@ async def test_dead_process_members_expire(client: redis.Redis) -> None:
     await live.join("r", "alice")
     await live.join("r", "bob")
     assert await live.sweep() == []
-    await asyncio.sleep(0.4)  # the TTL runs out: dead's entries expire in Redis; there is no event to wait for
+    await asyncio.sleep(0.4)  # ok-sleep: the TTL runs out and dead's entries expire in Redis; no event exists
     departures = await live.sweep()  # live renews its own entries, and removes dead's
     assert [(d.room, d.user, d.members) for d in departures] == [("r", "ghost", ["alice", "bob"])]
     assert await live.sweep() == []  # reported once

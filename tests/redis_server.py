@@ -46,7 +46,7 @@ class RedisServer:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.kill()
                 raise RuntimeError(f"redis-server did not start on port {self.port}:\n{self.log_path.read_text()}")
-            time.sleep(0.02)  # polling a process that is starting: there is no event to wait on
+            time.sleep(0.02)  # ok-sleep: polling a process that is starting, bounded by the deadline
 
     def ping(self) -> bool:
         try:

@@ -164,7 +164,7 @@ async def test_redis_dies(impl: str, tmp_path: Path, room: str, persistent: bool
             assert server.healthy()
         await alice.send("a5", "during")  # reconnects, resends
         await bob.send("b0", "after")
-        await asyncio.sleep(ttl)  # dave's presence entry, if Redis kept it, expires: no event to wait for
+        await asyncio.sleep(ttl)  # ok-sleep: dave's presence entry, if Redis kept it, expires; no event exists
         carol = Member("carol", room, [cluster.members[0]])
         assert (await carol.connect()).welcome["payload"]["members"] == ["alice", "bob", "carol"]  # not dave
         await carol.close()
