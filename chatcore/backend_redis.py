@@ -59,15 +59,24 @@ end
 return {seq, frame}
 """
 
-# KEYS: meta, history. ARGV: an epoch for a new room, "1" to return the history.
-# Returns {epoch, seq, history...}.
+# KEYS: meta, history. ARGV: an epoch for a new room, the client's since ("" for none) and epoch ("" for none).
+# Returns {epoch, seq, 1 if resumed else 0, the messages to replay...}: after since when it resumes, all of
+# history when it doesn't (SPEC.md §9), nothing without since. History holds seqs seq-LLEN+1 .. seq.
 SNAPSHOT = """
 redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1])
 local meta = redis.call('HMGET', KEYS[1], 'epoch', 'seq')
-local reply = {meta[1], meta[2] or '0'}
-if ARGV[2] == '1' then
-    for _, entry in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do table.insert(reply, entry) end
+local epoch, seq = meta[1], tonumber(meta[2] or '0')
+if ARGV[2] == '' then return {epoch, seq, 0} end
+local since = tonumber(ARGV[2])
+local first = seq - redis.call('LLEN', KEYS[2]) + 1
+local resumed = 0
+local start = 0
+if ARGV[3] == epoch and first - 1 <= since and since <= seq then
+    resumed = 1
+    start = since - first + 1
 end
+local reply = {epoch, seq, resumed}
+for _, entry in ipairs(redis.call('LRANGE', KEYS[2], start, -1)) do table.insert(reply, entry) end
 return reply
 """
 
@@ -199,18 +208,11 @@ class RedisBackend:
 
     async def snapshot(self, room: str, since: int | None, epoch: str | None) -> Snapshot:
         meta, history, _, _ = keys(room)
+        args = (secrets.token_hex(8), "" if since is None else str(since), epoch or "")
         with reachable():
-            reply = await self._snapshot(
-                keys=[meta, history], args=[secrets.token_hex(8), "1" if since is not None else "0"]
-            )
-        room_epoch, seq = str(reply[0]), int(reply[1])
-        if since is None:
-            return Snapshot(room_epoch, seq, False, [])
-        retained = [Message(int(entry.split("\n", 1)[0]), entry.split("\n", 2)[2]) for entry in reply[2:]]
-        first = retained[0].seq if retained else seq + 1
-        resumed = epoch == room_epoch and first - 1 <= since <= seq
-        start = since if resumed else 0
-        return Snapshot(room_epoch, seq, resumed, [message for message in retained if message.seq > start])
+            reply = await self._snapshot(keys=[meta, history], args=args)
+        messages = [Message(int(seq), frame) for seq, _, frame in (entry.split("\n", 2) for entry in reply[3:])]
+        return Snapshot(str(reply[0]), int(reply[1]), bool(reply[2]), messages)
 
     async def join(self, room: str, user: str) -> PresenceChange:
         self.rooms.setdefault(room, Counter())[user] += 1
