@@ -85,16 +85,13 @@ JOIN = (
     NOW_MS
     + """
 local live = redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')
-local first = 1
+local first, listed = 1, false
 local prefix = ARGV[2] .. '\\n'
 for _, member in ipairs(live) do
     if string.sub(member, 1, #prefix) == prefix then first = 0 end
-end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
-local listed = false
-for _, member in ipairs(live) do
     if member == ARGV[1] then listed = true end
 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
 if not listed then table.insert(live, ARGV[1]) end
 redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[3]))
 table.insert(live, 1, first)

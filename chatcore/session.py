@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, NoReturn
 
-from chatcore.backend import Backend, BackendUnavailable, create_backend
+from chatcore.backend import Backend, BackendUnavailable, Snapshot, create_backend
 from chatcore.fanout import Fanout, create_fanout
 from chatcore.handshake import Handshake
 from chatcore.metrics import CONNECTIONS, DISCONNECTS, FANOUT_GAPS, MESSAGES_DELIVERED, MESSAGES_RECEIVED
@@ -116,12 +116,9 @@ class Session:
         try:
             snapshot = await self.hub.backend.snapshot(self.room, self.last_seq, self.epoch)
         except BackendUnavailable as exc:
-            logger.warning("Closing %r in %r: %s", self.user, self.room, exc)
+            self.unavailable(exc)
             await self.stop(UNAVAILABLE)
-        if snapshot.epoch != self.epoch:
-            logger.warning(
-                "Closing %r in %r: the room's history was reset (epoch %s)", self.user, self.room, snapshot.epoch
-            )
+        if self.history_lost(snapshot):
             await self.stop(UNAVAILABLE)
         if not snapshot.resumed:
             # They have left history: this connection fell too far behind. Send nothing past the gap; the
@@ -141,15 +138,9 @@ class Session:
             missed, queued, self.room_seq = self.room_seq > self.queued_seq, self.queued_seq, room.seq
             snapshot = await self.hub.backend.snapshot(self.room, queued, self.epoch) if missed else room
         except BackendUnavailable as exc:
-            logger.warning("Closing %r in %r: %s", self.user, self.room, exc)
-            self.close(UNAVAILABLE)
+            self.unavailable(exc)
             return
-        if room.epoch != self.epoch or room.seq < self.last_seq:
-            # The backend lost the room's history, or its latest messages (SPEC.md §17): the client resumes,
-            # and is told so (§9).
-            logger.warning(
-                "Closing %r in %r: the room's history was reset (epoch %s)", self.user, self.room, room.epoch
-            )
+        if self.history_lost(room):
             self.close(UNAVAILABLE)
             return
         if not missed:
@@ -189,8 +180,7 @@ class Session:
         try:
             await self.hub.publish(self, frame)
         except BackendUnavailable as exc:
-            logger.warning("Closing %r in %r: %s", self.user, self.room, exc)
-            self.close(UNAVAILABLE)  # not acknowledged: the client resends it with the same id once reconnected
+            self.unavailable(exc)  # not acknowledged: the client resends it with the same id once reconnected
 
     def _within_rate(self, msg_id: str | None) -> bool:
         if self.bucket.take():
@@ -226,6 +216,19 @@ class Session:
         """End the connection for this reason (the first one given wins)."""
         if not self.ended.done():
             self.ended.set_result(close)
+
+    def unavailable(self, problem: BackendUnavailable) -> None:
+        """Close with 1013: the backend is down (SPEC.md §17)."""
+        logger.warning("Closing %r in %r: %s", self.user, self.room, problem)
+        self.close(UNAVAILABLE)
+
+    def history_lost(self, room: Snapshot) -> bool:
+        """Whether the backend lost the room's history (a new epoch) or its latest messages (its seq went back):
+        then the connection is closed with 1013, and its client resumes and is told so (SPEC.md §17, §9)."""
+        if room.epoch == self.epoch and room.seq >= self.last_seq:
+            return False
+        logger.warning("Closing %r in %r: the room's history was reset (epoch %s)", self.user, self.room, room.epoch)
+        return True
 
     async def stop(self, close: Close) -> NoReturn:
         """``close``, for the writer: it sends nothing more, and waits until run() cancels it."""
@@ -331,8 +334,7 @@ class Hub:
             try:
                 await self.fanout.publish(handshake.room, frame, skip=session)
             except BackendUnavailable as exc:
-                logger.warning("Closing %r in %r: %s", session.user, session.room, exc)
-                session.close(UNAVAILABLE)
+                session.unavailable(exc)
             except BaseException:
                 await self.disconnect(session)
                 raise
