@@ -8,9 +8,8 @@ import socket
 from functools import partial
 
 import uvicorn
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, HTTPException, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse, Response
-from fastapi.staticfiles import StaticFiles
 from starlette.websockets import WebSocketState
 
 from chatcore.handshake import Refusal, check_handshake
@@ -19,7 +18,7 @@ from chatcore.metrics import render
 from chatcore.protocol import BINARY_FRAME, Close, closed_by_peer
 from chatcore.session import Hub, Session
 from chatcore.settings import Settings
-from chatcore.web import CLIENT_DIR, INDEX_HTML, grant_token, health
+from chatcore.web import INDEX_HTML, find_client_file, grant_token, health
 
 IMPL = "fastapi"
 logger = logging.getLogger("chat")
@@ -74,7 +73,13 @@ def create_app(settings: Settings) -> FastAPI:
             read_frames(websocket, session), write_frames(websocket, session), partial(send_close, websocket)
         )
 
-    app.mount("/client", StaticFiles(directory=CLIENT_DIR), name="client")
+    @app.get("/client/{name}")
+    async def client_file(name: str) -> FileResponse:
+        path = find_client_file(name)
+        if path is None:
+            raise HTTPException(404)
+        return FileResponse(path)
+
     return app
 
 

@@ -1,49 +1,193 @@
-// The chat page: log in, join a room, chat. A minimal client; reconnection comes with the shared client.
-const $ = (id) => document.getElementById(id);
+// @ts-check
+/** The chat page: pick a name and a room, then chat through the shared client (chat-client.js). */
+import { ChatClient } from "./chat-client.js";
+
+const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
+const input = (/** @type {string} */ id) => /** @type {HTMLInputElement} */ ($(id));
+
+/** @type {ChatClient | null} */
+let client = null;
+let countdown = 0; // the interval that updates "reconnecting in N s"
+let lastRefusal = 0;
 
 $("login").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const user = $("user").value;
-  const room = $("room").value;
-  const response = await fetch(`/api/token?user=${encodeURIComponent(user)}`);  // sets the chat_token cookie
-  if (!response.ok) { alert((await response.json()).detail); return; }
-  $("login").hidden = true;
-  $("chat").hidden = false;
-  join(room);
+  const user = input("user").value;
+  const room = input("room").value;
+  const error = await login(user);
+  $("login-error").hidden = error === "";
+  $("login-error").textContent = error;
+  if (error === "") join(room);
 });
 
-function join(room) {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${scheme}://${location.host}/ws/chat/${room}?since=0`);
-  const shown = new Map();  // client id -> <li>
-  ws.onopen = () => { $("state").textContent = "open"; };
-  ws.onclose = (event) => { $("state").textContent = `closed (${event.code} ${event.reason})`; };
-  ws.onmessage = (event) => {
-    const frame = JSON.parse(event.data);
-    switch (frame.type) {
-      case "ping": ws.send(JSON.stringify({ type: "pong" })); break;
-      case "welcome": $("members").textContent = frame.payload.members.join(", "); break;
-      case "presence.join": case "presence.leave": $("members").textContent = frame.payload.members.join(", "); break;
-      case "chat.message": show(frame.payload, shown).classList.remove("pending"); break;
-      case "error": console.warn(frame.payload.code, frame.payload.detail); break;
-    }
-  };
-  $("send").addEventListener("submit", (event) => {
-    event.preventDefault();
-    const id = crypto.randomUUID();
-    ws.send(JSON.stringify({ type: "chat.message", id, payload: { text: $("text").value } }));
-    show({ id, user: $("user").value, text: $("text").value }, shown).classList.add("pending");
-    $("text").value = "";
-  });
+/**
+ * Ask for a token: the server sets it as the chat_token cookie, which the WebSocket handshake sends.
+ * @param {string} user
+ * @returns {Promise<string>} an error to show, or ""
+ */
+async function login(user) {
+  try {
+    const response = await fetch(`/api/token?user=${encodeURIComponent(user)}`, { cache: "no-store" });
+    if (response.ok) return "";
+    return (await response.json()).detail ?? `The server answered ${response.status}.`;
+  } catch {
+    return "The server is not reachable; try again in a moment.";
+  }
 }
 
-function show(message, shown) {
-  let item = shown.get(message.id);
-  if (!item) {
-    item = document.createElement("li");
-    shown.set(message.id, item);
-    $("messages").append(item);
+/** @param {string} room */
+function join(room) {
+  const chat = new ChatClient(room, { since: 0 }); // since=0: the room's history first
+  client = chat;
+  $("title").textContent = `#${room}`;
+  $("messages").replaceChildren();
+  $("outbox").replaceChildren();
+  $("login").hidden = true;
+  $("chat").hidden = false;
+  input("text").focus();
+
+  chat.addEventListener("state", (event) => showState(/** @type {any} */ (event).detail));
+  chat.addEventListener("presence", (event) => {
+    $("members").textContent = /** @type {any} */ (event).detail.members.join(", ");
+  });
+  chat.addEventListener("message", (event) => showMessage(/** @type {any} */ (event).detail));
+  chat.addEventListener("ack", (event) => {
+    const item = outboxItem(/** @type {any} */ (event).detail.id);
+    if (item) setNote(item, "sent", "sent"); // the message itself follows (it can also come first)
+  });
+  chat.addEventListener("hole", () => {
+    notice("Some messages may be missing here: the server no longer had them all (it restarted, or you were away long).");
+  });
+  chat.addEventListener("error", (event) => {
+    const { id, code, detail, dropped } = /** @type {any} */ (event).detail;
+    const item = id ? outboxItem(id) : null;
+    if (dropped && item) setNote(item, "failed", `not sent: ${detail}`);
+    else if (code !== "rate_limited") console.warn("chat:", code, detail); // rate_limited: the client retries
+  });
+  chat.addEventListener("refused", async () => {
+    // HTTP 403: most likely an expired token. Get a new one and try again, once.
+    const now = Date.now();
+    const error = now - lastRefusal > 30_000 ? await login(chat.user || input("user").value) : "refused twice";
+    lastRefusal = now;
+    if (client !== chat) return;
+    if (error === "") {
+      chat.connect();
+      return;
+    }
+    $("state").textContent =
+      "The server refused the connection (HTTP 403). Check the room name; if this page comes from another " +
+      "address than the server's, the server must allow it in CHAT_ALLOWED_ORIGINS.";
+  });
+  chat.connect();
+}
+
+$("send").addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (client === null) return;
+  const text = input("text").value;
+  try {
+    const id = client.send(text);
+    const item = document.createElement("li");
+    item.dataset.id = id;
+    item.textContent = text;
+    setNote(item, "pending", client.state === "open" ? "sending…" : "waiting for the connection…");
+    $("outbox").append(item);
+    input("text").value = "";
+    $("send-error").hidden = true;
+  } catch (error) {
+    $("send-error").textContent = error instanceof Error ? error.message : String(error);
+    $("send-error").hidden = false;
   }
-  item.textContent = `${message.user}: ${message.text}`;
-  return item;
+});
+
+$("retry").addEventListener("click", () => client?.reconnectNow());
+window.addEventListener("online", () => client?.reconnectNow()); // the network is back: don't wait
+
+$("leave").addEventListener("click", () => {
+  if (client === null) return;
+  const unsent = client.pending.length;
+  if (unsent && !confirm(`${unsent} message(s) have not reached the server yet. Leave anyway?`)) return;
+  client.close();
+  client = null;
+  clearInterval(countdown);
+  $("chat").hidden = true;
+  $("login").hidden = false;
+  input("room").focus();
+});
+
+/** @param {{state: string, reason: string, retryAt?: number}} detail */
+function showState({ state, reason, retryAt }) {
+  clearInterval(countdown);
+  $("state").dataset.state = state;
+  $("state").title = reason; // the technical reason (a close code), for the curious
+  $("retry").hidden = state !== "reconnecting";
+  if (state === "reconnecting" && retryAt !== undefined) {
+    const tick = () => {
+      const seconds = Math.max(0, Math.ceil((retryAt - Date.now()) / 1000));
+      $("state").textContent = `${lost(reason)} Reconnecting in ${seconds} s…`;
+    };
+    tick();
+    countdown = setInterval(tick, 250);
+  } else {
+    $("state").textContent = { connecting: "Connecting…", open: "Connected", offline: "Offline" }[state] ?? state;
+  }
+  for (const item of $("outbox").querySelectorAll("li.pending small")) {
+    item.textContent = state === "open" ? "sending…" : "waiting for the connection…";
+  }
+}
+
+/** What a reconnecting client's reason means to the person chatting. @param {string} reason */
+function lost(reason) {
+  const code = reason.split(" ")[0];
+  if (code === "1001") return "The server is restarting.";
+  if (code === "1013") return "The server is busy.";
+  if (code === "4001") return "This window fell behind.";
+  if (reason === "server unreachable") return "The server is unreachable.";
+  return "Disconnected.";
+}
+
+/** @param {{seq: number, epoch: string, id: string, user: string, text: string, ts: number, own: boolean}} message */
+function showMessage(message) {
+  const list = $("messages");
+  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  const item = document.createElement("li");
+  item.className = message.own || message.user === client?.user ? "message own" : "message";
+  Object.assign(item.dataset, { seq: message.seq, epoch: message.epoch, id: message.id });
+  const user = document.createElement("b");
+  user.className = "user";
+  user.textContent = message.user;
+  const text = document.createElement("span");
+  text.className = "text";
+  text.textContent = message.text;
+  const time = document.createElement("time");
+  time.dateTime = new Date(message.ts).toISOString();
+  time.textContent = new Date(message.ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  item.append(user, ": ", text, time);
+  list.append(item);
+  outboxItem(message.id)?.remove(); // ours, delivered
+  if (atBottom) item.scrollIntoView({ block: "end" });
+}
+
+/** @param {string} text */
+function notice(text) {
+  const item = document.createElement("li");
+  item.className = "notice";
+  item.textContent = text;
+  $("messages").append(item);
+}
+
+/** @param {string} id */
+function outboxItem(id) {
+  return /** @type {HTMLElement | null} */ ($("outbox").querySelector(`li[data-id="${CSS.escape(id)}"]`));
+}
+
+/** @param {HTMLElement} item @param {string} className @param {string} note */
+function setNote(item, className, note) {
+  item.className = className;
+  let small = item.querySelector("small");
+  if (small === null) {
+    small = document.createElement("small");
+    item.append(small);
+  }
+  small.textContent = note;
 }

@@ -97,7 +97,7 @@ class ServerProcess(Server):
         environ.update(self.env)
         environ["PYTHONUNBUFFERED"] = "1"
         assert self.log_path is not None
-        with self.log_path.open("wb") as log:
+        with self.log_path.open("ab") as log:  # a restart (after kill) adds to the same log
             self.process = subprocess.Popen(
                 self.impl.command, cwd=REPO, env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
@@ -118,6 +118,13 @@ class ServerProcess(Server):
     def wait(self, timeout: float) -> int:
         assert self.process is not None
         return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        """Kill it (SIGKILL, as a crash would): its connections end without a close frame. ``start()`` again
+        brings it back on the same port."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(STOP_TIMEOUT)
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:

@@ -13,7 +13,8 @@ from tests.harness import Server
 
 
 async def test_page_and_its_assets(server: Server) -> None:
-    """§2.1: GET / serves the chat page; its scripts and styles come from the same origin."""
+    """§2.1: GET / serves the chat page; its scripts (and the modules they import) and styles come from the
+    same origin, scripts with a JavaScript type (browsers refuse to run a module served otherwise)."""
     async with httpx2.AsyncClient(base_url=server.url) as http:
         page = await http.get("/")
         assert page.status_code == 200
@@ -21,12 +22,21 @@ async def test_page_and_its_assets(server: Server) -> None:
         assets = re.findall(r'(?:src|href)="(/[^"]+)"', page.text)
         assert assets, "the page references no same-origin asset"
         for path in assets:
-            assert (await http.get(path)).status_code == 200, path
+            response = await http.get(path)
+            assert response.status_code == 200, path
+            if path.endswith(".js"):
+                assert response.headers["content-type"].split(";")[0] in {"text/javascript", "application/javascript"}
+                imports = re.findall(r'^import .* from "\./([^"]+)";', response.text, re.MULTILINE)
+                assets += [f"/client/{name}" for name in imports if f"/client/{name}" not in assets]
+        assert "/client/chat-client.js" in assets, "the page should use the shared client"
 
 
-@pytest.mark.parametrize("name", ["nope.js", "x" * 300, "..%2fSPEC.md", "%2e%2e/SPEC.md", ".hidden", "%00", "%ff"])
+@pytest.mark.parametrize(
+    "name", ["nope.js", "x" * 300, "..%2fSPEC.md", "%2e%2e/SPEC.md", ".hidden", "%00", "%ff", "tests/fakes.js"]
+)
 def test_client_file_not_found(server: Server, name: str) -> None:
-    """§2.1: a file that shared_client/ doesn't have is 404, whatever its name (nothing outside the folder)."""
+    """§2.1: a file that shared_client/ doesn't have is 404, whatever its name (nothing outside the folder, nothing
+    in its subfolders: its tests are not the page's)."""
     assert httpx2.get(f"{server.url}/client/{name}").status_code == 404
 
 
