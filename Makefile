@@ -1,7 +1,7 @@
 # One chat protocol, three implementations. `make help` lists what you can do.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help install system-packages run run-fastapi run-channels run-websockets run-cluster test test-running lint format clean
+.PHONY: help install system-packages run run-fastapi run-channels run-websockets run-cluster test client-test test-running lint format clean
 
 PYTHON ?= python3
 VENV := .venv
@@ -17,7 +17,11 @@ CHAPTER_fastapi := 01_fastapi
 CHAPTER_channels := 02_channels
 CHAPTER_websockets := 03_websockets
 # Debian packages the course needs on the machine: installed by `make install` when missing.
-APT_PACKAGES := redis-server  # the scale-out tests start their own, on a free port
+# redis-server: the scale-out tests start their own, on a free port. chromium: the page's browser tests
+# (tests/test_02_page.py), driven by Playwright. Node.js (any >= 18) runs the client's unit tests: Debian's
+# nodejs when the machine has no `node` at all.
+APT_PACKAGES := redis-server chromium
+CLIENT_TESTS := shared_client/tests/*.test.js
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -31,6 +35,7 @@ install: system-packages $(STAMP) ## Create .venv with the pinned Python package
 system-packages: # checked on every install (it is quick), so a package added here reaches existing checkouts
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s "$$p" >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing Debian packages:$$missing"; \
 		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
@@ -60,13 +65,18 @@ run-cluster: install ## One chapter as WORKERS processes on a redis-server of th
 	@test -n "$(IMPL)" || { echo 'Say which chapter: make run-cluster IMPL=fastapi|channels|websockets WORKERS=2'; exit 2; }
 	$(PY) -m tests.cluster $(IMPL) $(or $(WORKERS),2) $(or $(PORT),8101)
 
-test: install ## Run every test: chatcore's, each chapter's own, then the conformance suite (IMPL= for one)
+test: install ## Run every test: chatcore's, each chapter's own, the client's, then the conformance suite (IMPL= for one)
 	@# Exit status 5 means PYTEST_ARGS (say -k resume) selected none of a folder's tests: not a failure.
 	@for folder in chatcore $(if $(IMPL),$(CHAPTER_$(IMPL)),$(CHAPTERS)); do \
 		echo "$(PY) -m pytest $$folder $(PYTEST_ARGS)"; $(PY) -m pytest $$folder $(PYTEST_ARGS); \
 		status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ] || exit $$status; \
 	done
+	node --test $(CLIENT_TESTS)
 	$(PY) -m pytest tests $(if $(IMPL),--impl=$(IMPL)) $(PYTEST_ARGS)
+
+client-test: install ## The shared client's tests: its logic under node, then the page in Chromium against each chapter
+	node --test $(CLIENT_TESTS)
+	$(PY) -m pytest tests/test_02_page.py $(if $(IMPL),--impl=$(IMPL)) $(PYTEST_ARGS)
 
 test-running: install ## Run the conformance suite against a running server: CHAT_SERVER_URL=http://host:port
 	@test -n "$$CHAT_SERVER_URL" || { echo 'Set CHAT_SERVER_URL, e.g. CHAT_SERVER_URL=http://127.0.0.1:8001 make test-running'; exit 2; }
@@ -79,6 +89,7 @@ lint: install ## ruff (lint and format check) and mypy (strict) on the core, the
 	$(VENV)/bin/mypy 01_fastapi
 	MYPYPATH=02_channels $(VENV)/bin/mypy 02_channels
 	$(VENV)/bin/mypy 03_websockets
+	for file in shared_client/*.js $(CLIENT_TESTS); do node --check "$$file" || exit 1; done
 
 format: install ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.conftest import MakeServer
-from tests.harness import REPO, ServerProcess
+from tests.harness import REPO, Server, ServerProcess
 from tests.redis_server import RedisServer
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's, installed by `make install`; Playwright's own download fails here
@@ -68,9 +69,16 @@ class ChatPage:
         self.page.locator(f'#state[data-state="{state}"]').wait_for(timeout=WAIT)
 
     def wait_for_messages(self, count: int) -> None:
-        self.page.wait_for_function(
-            "count => document.querySelectorAll('#messages li.message').length >= count", arg=count, timeout=WAIT
-        )
+        try:
+            self.page.wait_for_function(
+                "count => document.querySelectorAll('#messages li.message').length >= count", arg=count, timeout=WAIT
+            )
+        except PlaywrightTimeoutError:
+            shown = [text for *_, text in self.messages()]
+            raise AssertionError(
+                f"{count} messages expected within {WAIT / 1000} s; the page shows {len(shown)}: {shown}, "
+                f"outbox {self.outbox_texts()}, state {self.state()!r}"
+            ) from None
 
     def messages(self) -> list[Message]:
         items = self.page.eval_on_selector_all(
@@ -81,10 +89,19 @@ class ChatPage:
         return [(str(epoch), int(seq), str(user), str(text)) for epoch, seq, user, text in items]
 
     def outbox(self) -> list[str]:
-        return self.page.eval_on_selector_all("#outbox li", "items => items.map(li => li.dataset.id)")
+        return self.texts("#outbox li", "li.dataset.id")
+
+    def outbox_texts(self) -> list[str]:
+        return self.texts("#outbox li", "li.textContent")
 
     def notices(self) -> list[str]:
-        return self.page.eval_on_selector_all("#messages li.notice", "items => items.map(li => li.textContent)")
+        return self.texts("#messages li.notice", "li.textContent")
+
+    def texts(self, selector: str, expression: str) -> list[str]:
+        """``expression`` (of ``li``) for each element matching ``selector``."""
+        return [
+            str(text) for text in self.page.eval_on_selector_all(selector, f"items => items.map(li => {expression})")
+        ]
 
     def members(self) -> str:
         return self.page.locator("#members").inner_text()
@@ -121,9 +138,7 @@ def chat_before_and_after(
     bob = open_page(server.url + "/", PHONE)
     alice.join("alice", room)
     bob.join("bob", room)
-    alice.page.wait_for_function(
-        "() => document.querySelector('#members').textContent === 'alice, bob'", timeout=WAIT
-    )
+    alice.page.wait_for_function("() => document.querySelector('#members').textContent === 'alice, bob'", timeout=WAIT)
     assert bob.members() == "alice, bob"
     typed = [f"before {i}" for i in range(5)]
     for text in typed:
@@ -142,15 +157,18 @@ def chat_before_and_after(
         alice.say(text)  # queued while offline
     assert len(alice.outbox()) >= 3, "messages typed while offline wait in the outbox"
     alice.screenshot(f"page-{name}-outage.png")
-    server.start()  # the same port: the pages reconnect by themselves
+    server.start()  # the same port: the pages reconnect by themselves, and Alice's page sends what waited
     alice.wait_for_state("open")
     bob.wait_for_state("open")
+    for page in (alice, bob):
+        page.wait_for_messages(len(typed) + 1 + len(during))
+    assert alice.outbox() == []
     after = [f"after {i}" for i in range(3)]
     for text in after:
         alice.say(text)
     typed += during + after
-    alice.wait_for_messages(len(typed) + 1)
-    bob.wait_for_messages(len(typed) + 1)
+    for page in (alice, bob):
+        page.wait_for_messages(len(typed) + 1)
     alice.page.wait_for_function("() => document.querySelector('#outbox').children.length === 0", timeout=WAIT)
     alice.screenshot(f"page-{name}-alice.png")
     bob.screenshot(f"page-{name}-bob-phone.png")
@@ -188,6 +206,7 @@ def test_page_loses_nothing_when_the_server_dies_mid_typing(
     order typed, with no notice of a hole."""
     redis = RedisServer(tmp_path, persistent=True)
     redis.start()
+    server: Server | None = None
     try:
         server = make_server({"CHAT_REDIS_URL": redis.url}, fresh=True)
         assert isinstance(server, ServerProcess)
@@ -200,4 +219,6 @@ def test_page_loses_nothing_when_the_server_dies_mid_typing(
             assert page.notices() == []
             assert page.errors == []
     finally:
+        if isinstance(server, ServerProcess):
+            server.stop()  # before Redis, so that it has nothing to complain about
         redis.kill()

@@ -1,5 +1,9 @@
 // @ts-check
 /** A fake WebSocket and a fake clock, so the client's logic runs in `node --test` without a server or waiting. */
+import { webcrypto } from "node:crypto";
+
+// The client makes ids with the browser's crypto.getRandomValues: Node 20 has it globally, Node 18 only here.
+globalThis.crypto ??= /** @type {Crypto} */ (webcrypto);
 
 /** Timers that run only when the test advances time. */
 export class FakeClock {
