@@ -43,6 +43,8 @@
  * @property {number} [rateLimitPause]  stop sending for this long after a rate_limited error (ms)
  * @property {number} [bufferSize]  Limits: messages waiting for their ack; send() throws past this
  * @property {number} [maxInFlight]  messages sent on the connection and not yet acked
+ * @property {number} [sendRate]  messages per second, at most, ...
+ * @property {number} [sendBurst]  ... after a burst of this many (below the server's default 10/s, burst 20)
  * @property {new (url: string) => Socket} [WebSocket]  Seams for the tests: the socket class,
  * @property {Clock} [clock]  the timers,
  * @property {() => number} [random]  the jitter's random numbers in [0, 1),
@@ -64,6 +66,8 @@ export const DEFAULTS = Object.freeze({
   // Limits
   bufferSize: 100,
   maxInFlight: 10,
+  sendRate: 8,
+  sendBurst: 16,
 });
 
 export const MAX_TEXT = 2000; // characters (code points), SPEC.md §5
@@ -128,9 +132,14 @@ export class ChatClient extends EventTarget {
   /** @type {string | null} */ #epoch = null;
   #seq = 0; // the last seq received in #epoch
   #acceptAnySeq = false; // after a welcome with resumed: false, the replay may start anywhere
+  #replaying = false; // this connection asked for a replay (since)
+  #failedHandshakes = 0; // in a row, while the server was up
   #user = "";
   #heartbeat = 0; // ms
-  #pauseUntil = 0;
+  #pauseUntil = 0; // no sending before this (after a rate_limited error)
+  #careful = false; // after a rate_limited error: one message in flight at a time, so none overtakes another
+  #tokens = 0; // the client's own rate limit: a token bucket
+  #refilledAt = 0;
   /** @type {Map<string, {id: string, text: string}>} messages from send(), in order, until acked */
   #pending = new Map();
   /** @type {Map<string, unknown>} id -> its ack timer, for messages sent on this connection */
@@ -161,6 +170,7 @@ export class ChatClient extends EventTarget {
   connect() {
     this.#stopped = false;
     this.#attempt = 0;
+    this.#failedHandshakes = 0;
     this.#cancel("retry");
     if (this.#socket === null) this.#open();
   }
@@ -193,6 +203,10 @@ export class ChatClient extends EventTarget {
     if (length < 1 || length > MAX_TEXT) {
       throw new RangeError(`A message is 1-${MAX_TEXT} characters long; this one has ${length}.`);
     }
+    if (/\p{Cs}/u.test(text)) {
+      // JSON.stringify writes it as "\ud83d", which no strict JSON parser (the server's) accepts.
+      throw new RangeError("The text has half of a character (a lone surrogate, e.g. a cut emoji).");
+    }
     if (this.#pending.size >= this.options.bufferSize) {
       throw new SendBufferFullError(
         `${this.#pending.size} messages are already waiting for the server; wait for their "ack" events ` +
@@ -210,6 +224,7 @@ export class ChatClient extends EventTarget {
   #open() {
     const query = new URLSearchParams();
     const since = this.#epoch === null ? this.#since : this.#seq;
+    this.#replaying = since !== undefined;
     if (since !== undefined) query.set("since", String(since));
     if (this.#epoch !== null) query.set("epoch", this.#epoch);
     const search = String(query);
@@ -259,8 +274,10 @@ export class ChatClient extends EventTarget {
   /** @param {boolean} up @param {string} why */
   #refusedOrRetry(up, why) {
     if (this.#stopped || this.#socket !== null) return; // close() or connect() meanwhile
-    if (!up) {
-      this.#retryLater(why === "1006" ? "server unreachable" : why);
+    if (!up || this.#failedHandshakes === 0) {
+      // Up once may be a server that started listening just after our try: a refusal is twice in a row.
+      if (up) this.#failedHandshakes += 1;
+      this.#retryLater(up ? "handshake failed" : why === "1006" ? "server unreachable" : why);
       return;
     }
     this.#stopped = true;
@@ -282,8 +299,8 @@ export class ChatClient extends EventTarget {
   #retryLater(reason) {
     const delay = backoff(this.#attempt, this.options, this.random);
     this.#attempt += 1;
+    this.#schedule("retry", delay, () => this.#open()); // first: a "state" listener may call close()
     this.#setState("reconnecting", { reason, delay, retryAt: this.clock.now() + delay });
-    this.#schedule("retry", delay, () => this.#open());
   }
 
   // -- Frames from the server ----------------------------------------------------------------------------------
@@ -313,22 +330,30 @@ export class ChatClient extends EventTarget {
 
   /** @param {{user: string, members: string[], seq: number, epoch: string, resumed: boolean, heartbeat: number}} welcome */
   #welcome(welcome) {
+    const socket = this.#socket;
+    const previousEpoch = this.#epoch;
+    // SPEC.md §9: after we have seen messages, resumed: false means we may have missed some (the server lost
+    // its history, or it moved on past our seq while we were away).
+    const hole = previousEpoch !== null && this.#seq > 0 && !welcome.resumed;
+    if (welcome.epoch !== previousEpoch) this.#seq = 0; // another history: its seqs start again
+    else if (!welcome.resumed) this.#seq = Math.min(this.#seq, welcome.seq); // it lost its latest (§17)
+    if (!this.#replaying) this.#seq = welcome.seq; // no replay asked for: what comes next is welcome.seq + 1
+    this.#epoch = welcome.epoch;
+    this.#acceptAnySeq = this.#replaying && !welcome.resumed;
     this.#cancel("open");
     this.#welcomed = true;
+    this.#failedHandshakes = 0;
     this.#user = welcome.user;
     this.#heartbeat = welcome.heartbeat * 1000;
-    if (this.#epoch !== null && !welcome.resumed) {
-      // SPEC.md §9: the server could not resume (its history restarted, or moved past our seq).
-      this.#emit("hole", { epoch: welcome.epoch, previousEpoch: this.#epoch });
-    }
-    if (welcome.epoch !== this.#epoch) this.#seq = 0; // another history: its seqs start again
-    this.#epoch = welcome.epoch;
-    this.#acceptAnySeq = !welcome.resumed;
     this.#heard();
     this.#schedule("stable", this.options.stableAfter, () => { this.#attempt = 0; });
-    this.#setState("open", { reason: "" });
-    this.#emit("presence", { kind: "welcome", user: welcome.user, members: welcome.members });
+    this.#tokens = this.options.sendBurst; // a new connection has a full bucket on the server too
+    this.#refilledAt = this.clock.now();
     this.#pump(); // what is pending, in order, with the same ids
+    // Events last, each followed by a check: a listener may have called close() (or connect()).
+    this.#setState("open", { reason: "" });
+    if (hole && this.#socket === socket) this.#emit("hole", { epoch: welcome.epoch, previousEpoch });
+    if (this.#socket === socket) this.#emit("presence", { kind: "welcome", user: welcome.user, members: welcome.members });
   }
 
   /** @param {number} seq @param {{id: string, user: string, text: string, ts: number}} message */
@@ -353,25 +378,31 @@ export class ChatClient extends EventTarget {
     if (ours) {
       this.#unsend(id);
       if (retry) {
+        // The server's limit is below ours. Wait, then send one at a time, so that the refused message
+        // goes before the ones typed after it.
+        this.#careful = true;
         this.#pauseUntil = this.clock.now() + this.options.rateLimitPause;
-        this.#pump(); // schedules itself for the end of the pause
       } else {
         this.#pending.delete(id); // the server will never take it: don't loop
       }
     }
     this.#report(id, error.code, error.detail, ours && !retry);
+    this.#pump();
   }
 
-  /** The server closed with 1009: the largest message in flight is more than it takes. */
+  /** The server closed with 1009: the largest frame in flight (in bytes, as the server counts) was too big. */
   #dropTooBig() {
     let largest = null;
+    let largestBytes = 0;
     for (const id of this.#inFlight.keys()) {
       const text = this.#pending.get(id)?.text ?? "";
-      if (largest === null || text.length > (this.#pending.get(largest)?.text.length ?? 0)) largest = id;
+      const bytes = new TextEncoder().encode(JSON.stringify(messageFrame(id, text))).length;
+      if (bytes > largestBytes) [largest, largestBytes] = [id, bytes];
     }
     if (largest === null) return;
     this.#pending.delete(largest);
-    this.#report(largest, "message_too_big", "The server closed the connection (1009): this message is too big for it.", true);
+    const detail = `The server closed the connection (1009): this message's frame (${largestBytes} bytes) is too big for it.`;
+    this.#report(largest, "message_too_big", detail, true);
   }
 
   /** Reset the silence timer: heartbeat + silenceGrace without any frame means the connection is dead. */
@@ -382,18 +413,27 @@ export class ChatClient extends EventTarget {
 
   // -- Sending -------------------------------------------------------------------------------------------------
 
-  /** Send pending messages, oldest first, keeping at most maxInFlight unacked on the connection. */
+  /**
+   * Send pending messages, oldest first: at most maxInFlight (1 when careful) unacked on the connection, at
+   * most sendRate per second. When it has to wait, it schedules itself.
+   */
   #pump() {
+    if (this.#pending.size === 0) this.#careful = false;
     if (!this.#welcomed) return;
-    const pause = this.#pauseUntil - this.clock.now();
-    if (pause > 0) {
-      this.#schedule("pause", pause, () => this.#pump());
-      return;
-    }
+    const { sendRate, sendBurst, maxInFlight } = this.options;
+    const now = this.clock.now();
+    this.#tokens = Math.min(sendBurst, this.#tokens + ((now - this.#refilledAt) * sendRate) / 1000);
+    this.#refilledAt = now;
     for (const { id, text } of this.#pending.values()) {
-      if (this.#inFlight.size >= this.options.maxInFlight) return;
       if (this.#inFlight.has(id)) continue;
-      this.#write({ type: "chat.message", id, payload: { text } });
+      if (this.#inFlight.size >= (this.#careful ? 1 : maxInFlight)) return; // an ack calls #pump again
+      const wait = Math.max(this.#pauseUntil - now, this.#tokens < 1 ? ((1 - this.#tokens) * 1000) / sendRate : 0);
+      if (wait > 0) {
+        this.#schedule("pause", wait, () => this.#pump());
+        return;
+      }
+      this.#tokens -= 1;
+      this.#write(messageFrame(id, text));
       this.#inFlight.set(id, this.clock.setTimeout(() => this.#ackTimedOut(id), this.options.ackTimeout));
     }
   }
@@ -458,6 +498,11 @@ export class ChatClient extends EventTarget {
   }
 }
 
+/** @param {string} id @param {string} text */
+function messageFrame(id, text) {
+  return { type: "chat.message", id, payload: { text } };
+}
+
 function pageServer() {
   if (typeof location === "undefined") {
     throw new TypeError('Outside a browser, say which server: new ChatClient(room, {server: "ws://127.0.0.1:8001"}).');
@@ -465,10 +510,15 @@ function pageServer() {
   return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
 }
 
-/** @param {string} httpUrl */
+/**
+ * Whether the server answers HTTP at all. "no-cors": a page on another origin than its chat server gets an
+ * opaque answer instead of a CORS error; any answer means up, only a network error means down.
+ * @param {string} httpUrl
+ */
 async function isUp(httpUrl) {
-  const response = await fetch(`${httpUrl}/healthz`, { cache: "no-store", signal: AbortSignal.timeout(5_000) });
-  return response.ok;
+  const options = { mode: /** @type {RequestMode} */ ("no-cors"), cache: /** @type {RequestCache} */ ("no-store") };
+  await fetch(`${httpUrl}/healthz`, { ...options, signal: AbortSignal.timeout(5_000) });
+  return true;
 }
 
 /** @param {Socket} socket */

@@ -12,12 +12,14 @@ let lastRefusal = 0;
 
 $("login").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const user = input("user").value;
-  const room = input("room").value;
-  const error = await login(user);
+  const button = /** @type {HTMLButtonElement} */ ($("login").querySelector("button"));
+  if (button.disabled) return; // Enter pressed twice: one login, one client
+  button.disabled = true;
+  const error = await login(input("user").value);
+  button.disabled = false;
   $("login-error").hidden = error === "";
   $("login-error").textContent = error;
-  if (error === "") join(room);
+  if (error === "") join(input("room").value);
 });
 
 /**
@@ -37,6 +39,7 @@ async function login(user) {
 
 /** @param {string} room */
 function join(room) {
+  client?.close();
   const chat = new ChatClient(room, { since: 0 }); // since=0: the room's history first
   client = chat;
   $("title").textContent = `#${room}`;
@@ -46,39 +49,52 @@ function join(room) {
   $("chat").hidden = false;
   input("text").focus();
 
-  chat.addEventListener("state", (event) => showState(/** @type {any} */ (event).detail));
-  chat.addEventListener("presence", (event) => {
-    $("members").textContent = /** @type {any} */ (event).detail.members.join(", ");
+  /** Listen to this client, as long as it is the page's. @param {string} type @param {(detail: any) => void} listener */
+  const on = (type, listener) => {
+    chat.addEventListener(type, (event) => {
+      if (client === chat) listener(/** @type {any} */ (event).detail);
+    });
+  };
+  on("state", showState);
+  on("presence", ({ members }) => {
+    $("members").textContent = members.join(", ");
   });
-  chat.addEventListener("message", (event) => showMessage(/** @type {any} */ (event).detail));
-  chat.addEventListener("ack", (event) => {
-    const item = outboxItem(/** @type {any} */ (event).detail.id);
+  on("message", showMessage);
+  on("ack", ({ id }) => {
+    const item = outboxItem(id);
     if (item) setNote(item, "sent", "sent"); // the message itself follows (it can also come first)
   });
-  chat.addEventListener("hole", () => {
+  on("hole", () => {
     notice("Some messages may be missing here: the server no longer had them all (it restarted, or you were away long).");
   });
-  chat.addEventListener("error", (event) => {
-    const { id, code, detail, dropped } = /** @type {any} */ (event).detail;
+  on("error", ({ id, code, detail, dropped }) => {
     const item = id ? outboxItem(id) : null;
     if (dropped && item) setNote(item, "failed", `not sent: ${detail}`);
     else if (code !== "rate_limited") console.warn("chat:", code, detail); // rate_limited: the client retries
   });
-  chat.addEventListener("refused", async () => {
-    // HTTP 403: most likely an expired token. Get a new one and try again, once.
-    const now = Date.now();
-    const error = now - lastRefusal > 30_000 ? await login(chat.user || input("user").value) : "refused twice";
-    lastRefusal = now;
-    if (client !== chat) return;
-    if (error === "") {
-      chat.connect();
-      return;
-    }
-    $("state").textContent =
-      "The server refused the connection (HTTP 403). Check the room name; if this page comes from another " +
-      "address than the server's, the server must allow it in CHAT_ALLOWED_ORIGINS.";
-  });
+  on("refused", () => relogin(chat));
   chat.connect();
+}
+
+/**
+ * The server refused the handshake (HTTP 403). Most likely the token expired: get a new one and connect
+ * again. Refused again within 30 s, it is something else: say what, and offer to try again.
+ * @param {ChatClient} chat
+ */
+async function relogin(chat) {
+  const again = Date.now() - lastRefusal < 30_000;
+  lastRefusal = Date.now();
+  const error = again ? "" : await login(chat.user || input("user").value);
+  if (client !== chat) return;
+  if (!again && error === "") {
+    chat.connect();
+    return;
+  }
+  $("state").textContent = again
+    ? "The server refused the connection (HTTP 403). Check the room name; if this page comes from another " +
+      "address than the server's, the server must allow it in CHAT_ALLOWED_ORIGINS."
+    : error;
+  $("retry").hidden = false;
 }
 
 $("send").addEventListener("submit", (event) => {
@@ -92,6 +108,7 @@ $("send").addEventListener("submit", (event) => {
     item.textContent = text;
     setNote(item, "pending", client.state === "open" ? "sending…" : "waiting for the connection…");
     $("outbox").append(item);
+    item.scrollIntoView({ block: "nearest" });
     input("text").value = "";
     $("send-error").hidden = true;
   } catch (error) {
@@ -100,7 +117,14 @@ $("send").addEventListener("submit", (event) => {
   }
 });
 
-$("retry").addEventListener("click", () => client?.reconnectNow());
+$("retry").addEventListener("click", () => {
+  if (client?.state === "offline") {
+    lastRefusal = 0; // the person asked: log in again
+    relogin(client);
+  } else {
+    client?.reconnectNow();
+  }
+});
 window.addEventListener("online", () => client?.reconnectNow()); // the network is back: don't wait
 
 $("leave").addEventListener("click", () => {
@@ -124,7 +148,8 @@ function showState({ state, reason, retryAt }) {
   if (state === "reconnecting" && retryAt !== undefined) {
     const tick = () => {
       const seconds = Math.max(0, Math.ceil((retryAt - Date.now()) / 1000));
-      $("state").textContent = `${lost(reason)} Reconnecting in ${seconds} s…`;
+      const text = `${lost(reason)} Reconnecting in ${seconds} s…`;
+      if ($("state").textContent !== text) $("state").textContent = text; // a status region: no needless updates
     };
     tick();
     countdown = setInterval(tick, 250);
@@ -143,6 +168,7 @@ function lost(reason) {
   if (code === "1013") return "The server is busy.";
   if (code === "4001") return "This window fell behind.";
   if (reason === "server unreachable") return "The server is unreachable.";
+  if (reason === "handshake failed") return "The server did not let us in.";
   return "Disconnected.";
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -21,7 +22,15 @@ PHONE = {"width": 390, "height": 740}
 
 pytestmark = pytest.mark.timeout(180)
 
-Message = tuple[str, int, str, str]  # epoch, seq, user, text: what a page lists
+
+class Message(NamedTuple):
+    """One message as a page lists it."""
+
+    epoch: str
+    seq: int
+    user: str
+    text: str
+    id: str
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +58,7 @@ class ChatPage:
 
     def join(self, user: str, room: str) -> None:
         """Type the name (the field has the focus), Tab, the room, Enter."""
+        self.page.locator("#user:focus").wait_for(timeout=WAIT)
         keyboard = self.page.keyboard
         keyboard.type(user)
         keyboard.press("Tab")
@@ -74,7 +84,7 @@ class ChatPage:
                 "count => document.querySelectorAll('#messages li.message').length >= count", arg=count, timeout=WAIT
             )
         except PlaywrightTimeoutError:
-            shown = [text for *_, text in self.messages()]
+            shown = [message.text for message in self.messages()]
             raise AssertionError(
                 f"{count} messages expected within {WAIT / 1000} s; the page shows {len(shown)}: {shown}, "
                 f"outbox {self.outbox_texts()}, state {self.state()!r}"
@@ -84,15 +94,19 @@ class ChatPage:
         items = self.page.eval_on_selector_all(
             "#messages li.message",
             "items => items.map(li => [li.dataset.epoch, Number(li.dataset.seq),"
-            " li.querySelector('.user').textContent, li.querySelector('.text').textContent])",
+            " li.querySelector('.user').textContent, li.querySelector('.text').textContent, li.dataset.id])",
         )
-        return [(str(epoch), int(seq), str(user), str(text)) for epoch, seq, user, text in items]
+        return [Message(str(epoch), int(seq), str(user), str(text), str(id_)) for epoch, seq, user, text, id_ in items]
 
     def outbox(self) -> list[str]:
         return self.texts("#outbox li", "li.dataset.id")
 
     def outbox_texts(self) -> list[str]:
         return self.texts("#outbox li", "li.textContent")
+
+    def outbox_ids(self) -> dict[str, str]:
+        """What waits in the outbox: text -> the id the client gave it."""
+        return dict(zip(self.texts("#outbox li", "li.firstChild.textContent"), self.outbox(), strict=True))
 
     def notices(self) -> list[str]:
         return self.texts("#messages li.notice", "li.textContent")
@@ -155,7 +169,8 @@ def chat_before_and_after(
     assert "Reconnecting in" in alice.page.locator("#state").inner_text()
     for text in during[2:]:
         alice.say(text)  # queued while offline
-    assert len(alice.outbox()) >= 3, "messages typed while offline wait in the outbox"
+    waiting = alice.outbox_ids()
+    assert set(during[2:]) <= set(waiting), "messages typed while offline wait in the outbox"
     alice.screenshot(f"page-{name}-outage.png")
     server.start()  # the same port: the pages reconnect by themselves, and Alice's page sends what waited
     alice.wait_for_state("open")
@@ -172,6 +187,8 @@ def chat_before_and_after(
     alice.page.wait_for_function("() => document.querySelector('#outbox').children.length === 0", timeout=WAIT)
     alice.screenshot(f"page-{name}-alice.png")
     bob.screenshot(f"page-{name}-bob-phone.png")
+    delivered = {message.text: message.id for message in alice.messages()}
+    assert {text: delivered[text] for text in waiting} == waiting, "resent with the ids they were given"
     return alice, bob, typed
 
 
@@ -187,15 +204,16 @@ def test_page_survives_a_restart_that_loses_history(
     listed = alice.messages()
     assert listed == bob.messages()
     assert len(set(listed)) == len(listed), "a message shown twice"
-    epochs = list(dict.fromkeys(epoch for epoch, *_ in listed))
+    epochs = list(dict.fromkeys(message.epoch for message in listed))
     assert len(epochs) == 2, "the restarted server's history has a new epoch"
-    assert [text for epoch, _, user, text in listed if user == "alice"] == typed
+    assert [message.text for message in listed if message.user == "alice"] == typed
     for page in (alice, bob):
-        assert [seq for epoch, seq, *_ in listed if epoch == epochs[1]] == list(range(1, 9))
+        assert [message.seq for message in listed if message.epoch == epochs[1]] == list(range(1, 9))
         assert len(page.notices()) == 1 and "may be missing" in page.notices()[0]
         assert page.errors == []
-    # Bob's phone-sized window shows the chat without sideways scrolling.
+    # Bob's phone-sized window shows the chat without sideways scrolling, the message field in view.
     assert bob.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert bob.page.evaluate("document.querySelector('#text').getBoundingClientRect().bottom <= window.innerHeight")
 
 
 def test_page_loses_nothing_when_the_server_dies_mid_typing(
@@ -213,8 +231,8 @@ def test_page_loses_nothing_when_the_server_dies_mid_typing(
         alice, bob, typed = chat_before_and_after(f"{impl}-redis", server, open_page, room, kill_while_typing=True)
         listed = alice.messages()
         assert listed == bob.messages()
-        assert [seq for _, seq, *_ in listed] == list(range(1, len(typed) + 2)), "each message once, no gap"
-        assert [text for _, _, user, text in listed if user == "alice"] == typed
+        assert [message.seq for message in listed] == list(range(1, len(typed) + 2)), "each message once, no gap"
+        assert [message.text for message in listed if message.user == "alice"] == typed
         for page in (alice, bob):
             assert page.notices() == []
             assert page.errors == []

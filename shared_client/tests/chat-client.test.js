@@ -98,16 +98,21 @@ describe("reconnecting", () => {
     assert.ok(events.state.at(-1).delay <= 1000, "stable for 5 s: attempt 0 again");
   });
 
-  test("a failed handshake while the server is up is a refusal: no retry, a 'refused' event", async () => {
+  test("two failed handshakes in a row while the server is up are a refusal: no retry, a 'refused' event", async () => {
     const { client, clock, server, events } = setUp();
     server.up = true;
     client.connect();
     FakeSocket.last.serverClose(1006); // what a browser reports for HTTP 403
     await settle();
+    assert.equal(events.refused.length, 0, "once may be a server that started listening just after the try");
+    assert.equal(events.state.at(-1).reason, "handshake failed");
+    clock.advance(1000);
+    FakeSocket.last.serverClose(1006);
+    await settle();
     assert.equal(events.refused.length, 1);
-    assert.deepEqual(events.state.at(-1), { state: "offline", attempt: 0, reason: "refused" });
+    assert.deepEqual(events.state.at(-1), { state: "offline", attempt: 1, reason: "refused" });
     clock.advance(60_000);
-    assert.equal(FakeSocket.created.length, 1);
+    assert.equal(FakeSocket.created.length, 2);
     client.connect(); // the page got a new token
     FakeSocket.last.welcome();
     assert.equal(client.state, "open");
@@ -264,48 +269,66 @@ describe("sending", () => {
     assert.deepEqual(FakeSocket.last.sentOf("chat.message").map((frame) => frame.id), ids.slice(0, 11));
   });
 
-  test("rate_limited: pause, then resend the refused messages in order; never 50 refusals in a row", async () => {
+  /**
+   * A fake server with SPEC.md §13.3's token bucket (on the fake clock) answers each frame as it arrives;
+   * time moves in 20 ms steps until nothing is pending. Returns what it committed and refused.
+   * @param {{rate: number, burst: number, latency?: number}} limit  latency: ms before the answer arrives
+   */
+  async function flushThroughRateLimit(limit, count = 100) {
+    const latency = limit.latency ?? 0;
     const { client, clock, events } = setUp();
     client.connect();
     const socket = FakeSocket.last;
     socket.welcome();
-    let tokens = 20; // the server's bucket: 20 at once, then 10 per second (SPEC.md §13.3 defaults)
+    let tokens = limit.burst;
+    let refilledAt = clock.now();
     let refusedInARow = 0;
     let mostRefusedInARow = 0;
-    let seq = 0;
-    const committed = [];
-    // The fake server answers each frame when the client sends it.
+    /** @type {string[]} */
+    const committed = []; // ids, in commit order
+    const later = (/** @type {() => void} */ answer) =>
+      latency ? clock.setTimeout(answer, latency) : queueMicrotask(answer);
     socket.send = (data) => {
       const frame = JSON.parse(data);
       if (frame.type !== "chat.message") return;
-      queueMicrotask(() => {
-        if (tokens < 1) {
-          refusedInARow += 1;
-          mostRefusedInARow = Math.max(mostRefusedInARow, refusedInARow);
-          socket.deliver({ type: "error", id: frame.id, payload: { code: "rate_limited", detail: "slow down" } });
-          return;
-        }
-        tokens -= 1;
-        refusedInARow = 0;
-        if (!committed.includes(frame.payload.text)) committed.push(frame.payload.text);
-        socket.deliver({ type: "ack", id: frame.id, seq: ++seq });
-      });
-    };
-    const sent = Array.from({ length: 100 }, (_, i) => `m${i}`);
-    for (const text of sent) client.send(text);
-    for (let second = 0; second < 20 && client.pending.length; second++) {
-      await Promise.resolve();
-      for (let tick = 0; tick < 10; tick++) {
-        await new Promise((resolve) => setImmediate(resolve));
-        clock.advance(100);
-        tokens = Math.min(20, tokens + 1);
+      tokens = Math.min(limit.burst, tokens + ((clock.now() - refilledAt) * limit.rate) / 1000);
+      refilledAt = clock.now();
+      if (tokens < 1) {
+        refusedInARow += 1;
+        mostRefusedInARow = Math.max(mostRefusedInARow, refusedInARow);
+        const error = { type: "error", id: frame.id, payload: { code: "rate_limited", detail: "slow down" } };
+        later(() => socket.deliver(error));
+        return;
       }
+      tokens -= 1;
+      refusedInARow = 0;
+      let seq = committed.indexOf(frame.id) + 1; // a retry of a committed id: acked again, not committed again
+      if (seq === 0) seq = committed.push(frame.id);
+      later(() => socket.deliver({ type: "ack", id: frame.id, seq }));
+    };
+    const sent = Array.from({ length: count }, (_, i) => client.send(`m${i}`));
+    for (let step = 0; step < 3000 && client.pending.length; step++) {
+      await new Promise((resolve) => setImmediate(resolve));
+      clock.advance(20);
     }
-    assert.ok(mostRefusedInARow < 50, `${mostRefusedInARow} refusals in a row: the server would close with 1008`);
     assert.deepEqual(client.pending, []);
+    return { sent, committed, mostRefusedInARow, errors: events.error };
+  }
+
+  test("100 messages typed offline: paced below the server's default limit, never rate-limited", async () => {
+    const { sent, committed, errors } = await flushThroughRateLimit({ rate: 10, burst: 20 });
     assert.deepEqual(committed, sent);
-    assert.ok(events.error.length > 0, "the test should have hit the rate limit");
-    assert.ok(events.error.every((error) => error.code === "rate_limited" && !error.dropped));
+    assert.deepEqual(errors, []);
+  });
+
+  test("a server with a lower limit: pause, then one at a time; in order, never 50 refusals in a row", async () => {
+    // Answers take 150 ms, longer than the client's send interval (125 ms): several messages are in flight
+    // when a refusal arrives, and one sent after the refused one could be committed before it.
+    const { sent, committed, mostRefusedInARow, errors } = await flushThroughRateLimit({ rate: 3, burst: 4, latency: 150 });
+    assert.ok(errors.length > 0, "the test should have hit the rate limit");
+    assert.ok(errors.every((error) => error.code === "rate_limited" && !error.dropped));
+    assert.ok(mostRefusedInARow < 50, `${mostRefusedInARow} refusals in a row: the server would close with 1008`);
+    assert.deepEqual(committed, sent, "committed once each, in the order sent");
   });
 
   test("a message the server rejects is dropped, with an error event saying so", () => {
@@ -316,6 +339,32 @@ describe("sending", () => {
     FakeSocket.last.deliver({ type: "error", id, payload: { code: "invalid_message", detail: "no" } });
     assert.deepEqual(client.pending, []);
     assert.deepEqual(events.error, [{ id, code: "invalid_message", detail: "no", dropped: true }]);
+  });
+
+  test("a message the server rejects frees its place for the next one", () => {
+    const { client } = setUp({ maxInFlight: 1 });
+    client.connect();
+    FakeSocket.last.welcome();
+    const [first, second] = [client.send("one"), client.send("two")];
+    FakeSocket.last.deliver({ type: "error", id: first, payload: { code: "invalid_message", detail: "no" } });
+    assert.deepEqual(FakeSocket.last.sentOf("chat.message").map((frame) => frame.id), [first, second]);
+  });
+
+  test("text with half of a character (a lone surrogate) is refused at once: the server can't parse it", () => {
+    const { client } = setUp();
+    assert.throws(() => client.send("cut \ud83d"), /half of a character/);
+    assert.deepEqual(client.pending, []);
+  });
+
+  test("a 1009 close drops the largest message in flight, counted in bytes", () => {
+    const { client, events } = setUp();
+    client.connect();
+    FakeSocket.last.welcome();
+    const ascii = client.send("a".repeat(1200)); // 1200 characters, 1200 bytes
+    const cjk = client.send("字".repeat(1000)); // 1000 characters, 3000 bytes
+    FakeSocket.last.serverClose(1009);
+    assert.deepEqual(client.pending, [ascii]);
+    assert.equal(events.error[0].id, cjk);
   });
 
   test("a 1009 close drops the largest message in flight instead of resending it for ever", () => {
@@ -389,6 +438,64 @@ describe("resume", () => {
     assert.deepEqual(events.hole, [{ epoch: "e2", previousEpoch: "e1" }]);
     FakeSocket.last.message(1, "n1");
     assert.deepEqual(events.message.map((message) => [message.epoch, message.seq]), [["e1", 1], ["e1", 2], ["e2", 1]]);
+  });
+
+  test("the room's seq went back in the same epoch (Redis lost its latest writes): new messages still show", () => {
+    const { client, clock, events } = setUp({ since: 0 });
+    client.connect();
+    FakeSocket.last.welcome({ epoch: "e1" });
+    for (const seq of [1, 2, 3, 4, 5]) FakeSocket.last.message(seq, `m${seq}`);
+    FakeSocket.last.serverClose(1013, "try again later");
+    clock.advance(1000);
+    FakeSocket.last.welcome({ epoch: "e1", resumed: false, seq: 3 });
+    for (const seq of [1, 2, 3]) FakeSocket.last.message(seq, `m${seq}`); // the replay: what survived
+    FakeSocket.last.message(4, "new4");
+    FakeSocket.last.message(5, "new5");
+    assert.deepEqual(events.message.map((message) => message.id), ["m1", "m2", "m3", "m4", "m5", "new4", "new5"]);
+    assert.equal(events.hole.length, 1);
+  });
+
+  test("no hole when no message had been seen; without since, a reconnect asks only for what is new", () => {
+    const { client, clock, events } = setUp(); // no since: no history wanted
+    client.connect();
+    assert.equal(FakeSocket.last.url, "ws://chat.test/ws/chat/lobby");
+    FakeSocket.last.welcome({ epoch: "e1", seq: 400 });
+    FakeSocket.last.serverClose(1006);
+    clock.advance(1000);
+    assert.equal(FakeSocket.last.url, "ws://chat.test/ws/chat/lobby?since=400&epoch=e1");
+    const fresh = setUp({ since: 0 });
+    fresh.client.connect();
+    FakeSocket.last.welcome({ epoch: "e1", seq: 0 });
+    FakeSocket.last.serverClose(1006);
+    fresh.clock.advance(1000);
+    FakeSocket.last.welcome({ epoch: "e2", resumed: false }); // an empty room comes back with a new epoch (§9)
+    assert.deepEqual([...events.hole, ...fresh.events.hole], []);
+  });
+
+  test("close() from an event listener sticks: no reconnect, no 'open' without a socket", () => {
+    const first = setUp();
+    first.client.addEventListener("state", (event) => {
+      if (/** @type {any} */ (event).detail.state === "reconnecting") first.client.close();
+    });
+    first.client.connect();
+    FakeSocket.last.welcome();
+    FakeSocket.last.serverClose(1001);
+    first.clock.advance(60_000);
+    assert.equal(FakeSocket.created.length, 1);
+    assert.equal(first.client.state, "offline");
+
+    const second = setUp({ since: 0 });
+    second.client.addEventListener("hole", () => second.client.close());
+    second.client.connect();
+    FakeSocket.last.welcome({ epoch: "e1" });
+    FakeSocket.last.message(1, "m1");
+    FakeSocket.last.serverClose(1006);
+    second.clock.advance(1000);
+    FakeSocket.last.welcome({ epoch: "e2" });
+    assert.equal(second.client.state, "offline");
+    assert.equal(second.events.presence.length, 1, "no presence event from the closed connection's welcome");
+    second.clock.advance(60_000);
+    assert.equal(FakeSocket.created.length, 3);
   });
 
   test("presence: the welcome's members, then joins and leaves", () => {
