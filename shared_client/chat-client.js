@@ -274,15 +274,15 @@ export class ChatClient extends EventTarget {
   /** @param {boolean} up @param {string} why */
   #refusedOrRetry(up, why) {
     if (this.#stopped || this.#socket !== null) return; // close() or connect() meanwhile
-    if (!up || this.#failedHandshakes === 0) {
-      // Up once may be a server that started listening just after our try: a refusal is twice in a row.
-      if (up) this.#failedHandshakes += 1;
+    // Up once may be a server that started listening just after our try: a refusal is twice in a row.
+    this.#failedHandshakes = up ? this.#failedHandshakes + 1 : 0;
+    if (this.#failedHandshakes < 2) {
       this.#retryLater(up ? "handshake failed" : why === "1006" ? "server unreachable" : why);
       return;
     }
     this.#stopped = true;
     this.#setState("offline", { reason: "refused" });
-    this.dispatchEvent(new ChatEvent("refused", {}));
+    this.#emit("refused", {});
   }
 
   #ended() {

@@ -118,6 +118,19 @@ describe("reconnecting", () => {
     assert.equal(client.state, "open");
   });
 
+  test("failed handshakes count as a refusal only in a row: one while the server was down breaks the row", async () => {
+    const { client, clock, server, events } = setUp();
+    client.connect();
+    for (const up of [true, false, true]) {
+      server.up = up;
+      FakeSocket.last.serverClose(1006);
+      await settle();
+      clock.advance(20_000);
+    }
+    assert.equal(events.refused.length, 0);
+    assert.equal(FakeSocket.created.length, 4);
+  });
+
   test("a failed handshake while the server is down is retried", async () => {
     const { client, clock, events } = setUp();
     client.connect();
