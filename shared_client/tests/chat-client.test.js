@@ -125,7 +125,8 @@ describe("reconnecting", () => {
       server.up = up;
       FakeSocket.last.serverClose(1006);
       await settle();
-      clock.advance(20_000);
+      assert.equal(events.state.at(-1).state, "reconnecting");
+      clock.advance(events.state.at(-1).delay);
     }
     assert.equal(events.refused.length, 0);
     assert.equal(FakeSocket.created.length, 4);
