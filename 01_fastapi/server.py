@@ -12,6 +12,7 @@ from fastapi import FastAPI, HTTPException, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.websockets import WebSocketState
 
+from bench import add_bench_routes
 from chatcore.handshake import Refusal, check_handshake
 from chatcore.logs import setup_logging, shorten
 from chatcore.metrics import render
@@ -72,6 +73,9 @@ def create_app(settings: Settings) -> FastAPI:
         await session.run(
             read_frames(websocket, session), write_frames(websocket, session), partial(send_close, websocket)
         )
+
+    if settings.bench_endpoints:
+        add_bench_routes(app)
 
     @app.get("/client/{name}")
     async def client_file(name: str) -> FileResponse:

@@ -23,6 +23,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.typing import Origin
 
+from bench import bench, bench_route
 from chatcore.handshake import Handshake, Refusal, authenticate, check_request
 from chatcore.logs import printable, setup_logging, shorten
 from chatcore.metrics import render
@@ -44,10 +45,14 @@ SHUTDOWN_GRACE = 1.0  # after hub.shutdown(): how long the connection handlers g
 async def create_server(settings: Settings, hub: Hub) -> Server:
     """Listen on CHAT_HOST:CHAT_PORT: HTTP in ``process_request``, chat connections in ``chat``."""
     handshakes: WeakKeyDictionary[ServerConnection, Handshake] = WeakKeyDictionary()  # process_request → chat
+    baselines: WeakKeyDictionary[ServerConnection, str] = WeakKeyDictionary()  # → bench, with its room
 
     async def process_request(websocket: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
         query = dict(parse_qsl(url.query, keep_blank_values=True))
+        if settings.bench_endpoints and (room := bench_route(url.path)) is not None:
+            baselines[websocket] = room
+            return None
         if not url.path.startswith(CHAT_PATH):
             return await http_response(request.method, url.path, query, settings)
         room = unquote(url.path.removeprefix(CHAT_PATH))
@@ -78,6 +83,9 @@ async def create_server(settings: Settings, hub: Hub) -> Server:
         return response
 
     async def chat(websocket: ServerConnection) -> None:
+        if websocket in baselines:
+            await bench(websocket, baselines.pop(websocket))
+            return
         session = await hub.connect(handshakes.pop(websocket))
         await session.run(
             read_frames(websocket, session), write_frames(websocket, session), partial(send_close, websocket)

@@ -34,6 +34,8 @@ class Settings:
     send_queue: int = 256
     # Logging
     log_level: str = "info"
+    # Benchmarks
+    bench_endpoints: bool = False  # /ws/echo and /ws/bench/{room}: the bare framework's baselines (SPEC.md §18)
 
     @classmethod
     def from_env(cls, *, default_port: int, environ: Mapping[str, str] | None = None) -> Settings:
@@ -62,6 +64,7 @@ class Settings:
             rate_burst=int(_number(env, "CHAT_RATE_BURST", max(1, round(2 * rate)), minimum=1, integer=True)),
             send_queue=int(_number(env, "CHAT_SEND_QUEUE", 256, minimum=1, integer=True)),
             log_level=_choice(env, "CHAT_LOG_LEVEL", "info", LOG_LEVELS),
+            bench_endpoints=_choice(env, "CHAT_BENCH_ENDPOINTS", "0", ("0", "1")) == "1",
         )
 
     @classmethod

@@ -19,6 +19,7 @@ from tests.conftest import MakeServer
         {"CHAT_LOG_LEVEL": "loud"},
         {"CHAT_REDIS_URL": "http://127.0.0.1:6379"},
         {"CHAT_PRESENCE_TTL": "0"},
+        {"CHAT_BENCH_ENDPOINTS": "yes"},
     ],
     ids=lambda env: "=".join(next(iter(env.items()))),
 )
