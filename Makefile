@@ -11,7 +11,8 @@ IMPL ?=
 PORT ?=
 PYTEST_ARGS ?=
 WORKERS ?=
-# The chapters whose own tests `make test` runs (after chatcore's); IMPL=<name> runs only that chapter's.
+# The chapters whose own tests `make test` runs (after chatcore's, before the benchmarks' smoke test);
+# IMPL=<name> runs only that chapter's.
 CHAPTERS := 01_fastapi 02_channels 03_websockets
 CHAPTER_fastapi := 01_fastapi
 CHAPTER_channels := 02_channels
@@ -67,7 +68,7 @@ run-cluster: install ## One chapter as WORKERS processes on a redis-server of th
 
 test: install ## Run every test: chatcore's, each chapter's own, the client's, then the conformance suite (IMPL= for one)
 	@# Exit status 5 means PYTEST_ARGS (say -k resume) selected none of a folder's tests: not a failure.
-	@for folder in chatcore $(if $(IMPL),$(CHAPTER_$(IMPL)),$(CHAPTERS)); do \
+	@for folder in chatcore $(if $(IMPL),$(CHAPTER_$(IMPL)),$(CHAPTERS) benchmarks); do \
 		echo "$(PY) -m pytest $$folder $(PYTEST_ARGS)"; $(PY) -m pytest $$folder $(PYTEST_ARGS); \
 		status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ] || exit $$status; \
 	done
@@ -89,6 +90,7 @@ lint: install ## ruff (lint and format check) and mypy (strict) on the core, the
 	$(VENV)/bin/mypy 01_fastapi
 	MYPYPATH=02_channels $(VENV)/bin/mypy 02_channels
 	$(VENV)/bin/mypy 03_websockets
+	MYPYPATH=benchmarks $(VENV)/bin/mypy benchmarks
 	for file in shared_client/*.js $(CLIENT_TESTS); do node --check "$$file" || exit 1; done
 
 format: install ## Apply ruff's formatting and safe fixes

@@ -1,0 +1,26 @@
+"""Locust's entry point for the benchmarks: ``locust -f benchmarks/locustfile.py ChatMember --host …``.
+
+``make bench-ui IMPL=…`` opens Locust's web UI on it. With ``BENCH_OUT=<file>``, the process writes what its
+users measured (benchmarks/histogram.py's sub-millisecond latencies, and the counts of missing, repeated and
+reordered messages) to that file as JSON when the test stops.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from locust import events
+
+from users import BareMember, ChatMember, EchoClient, results
+
+__all__ = ["BareMember", "ChatMember", "EchoClient"]
+
+
+@events.test_stop.add_listener  # type: ignore[untyped-decorator]  # Locust's events are untyped
+def write_results(**_: Any) -> None:
+    out = os.environ.get("BENCH_OUT")
+    if out:
+        Path(out).write_text(json.dumps(results()))
