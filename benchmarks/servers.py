@@ -1,0 +1,159 @@
+"""The servers under test: each chapter (one process, or two on a Redis of their own) and the picows reference,
+started with the benchmarks' settings, pinned to their own cores, and measured with psutil."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from tests.cluster import Cluster
+from tests.harness import ServerProcess
+from tests.implementations import IMPLEMENTATIONS, Implementation
+
+BENCH_DIR = Path(__file__).resolve().parent
+REFERENCE = Implementation("reference", (sys.executable, str(BENCH_DIR / "reference_server.py")))
+
+# Identical for every chapter: the baselines on, no access log, and the limits moved out of the way, so that
+# what is measured is the server, not its limits (a scenario that is about a limit sets it back).
+SETTINGS = {
+    "CHAT_BENCH_ENDPOINTS": "1",
+    "CHAT_LOG_LEVEL": "warning",  # no access log line per request
+    "CHAT_RATE_LIMIT": "100000",  # §13.3: frames per second per connection
+    "CHAT_SEND_QUEUE": "4096",  # §13.4: frames queued per connection before 4001
+}
+
+
+def variants() -> list[str]:
+    """Every server the benchmarks compare: the chapters, each also as two processes on Redis, the reference."""
+    return [*IMPLEMENTATIONS, *(f"{name}+redis" for name in IMPLEMENTATIONS), "reference"]
+
+
+def server_cores() -> set[int]:
+    """The cores the servers run on: the first half of this process's cores (the load generator gets the rest).
+    With one core, everything shares it."""
+    cores = sorted(os.sched_getaffinity(0))
+    return set(cores[: max(1, len(cores) // 2)])
+
+
+def generator_cores() -> set[int]:
+    cores = sorted(os.sched_getaffinity(0))
+    return set(cores[len(cores) // 2 :]) or set(cores)
+
+
+def pinned(impl: Implementation, cores: set[int]) -> Implementation:
+    return Implementation(impl.name, ("taskset", "-c", ",".join(map(str, sorted(cores))), *impl.command))
+
+
+@dataclass
+class Usage:
+    """CPU seconds and peak resident memory of a server's processes (Redis included), sampled every 100 ms."""
+
+    processes: list[psutil.Process]
+    cpu_start: float = 0.0
+    peak_rss: int = 0
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.cpu_start = self.cpu_seconds()
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+        self.thread.start()
+
+    def cpu_seconds(self) -> float:
+        total = 0.0
+        for process in self.processes:
+            with contextlib.suppress(psutil.Error):  # a process that has just exited
+                times = process.cpu_times()
+                total += times.user + times.system
+        return total
+
+    def rss(self) -> int:
+        total = 0
+        for process in self.processes:
+            with contextlib.suppress(psutil.Error):
+                total += process.memory_info().rss
+        return total
+
+    def sample(self) -> None:
+        while not self.stop.wait(0.1):
+            self.peak_rss = max(self.peak_rss, self.rss())
+
+    def finish(self) -> dict[str, float]:
+        self.stop.set()
+        self.thread.join()
+        self.peak_rss = max(self.peak_rss, self.rss())
+        return {"cpu_seconds": self.cpu_seconds() - self.cpu_start, "peak_rss_mb": self.peak_rss / 2**20}
+
+
+class BenchServer:
+    """``variant`` (see ``variants()``) started with ``SETTINGS`` (and ``env``) on the server cores."""
+
+    def __init__(self, variant: str, log_dir: Path, env: Mapping[str, str] | None = None) -> None:
+        self.variant = variant
+        settings = {**SETTINGS, **(env or {})}
+        name = variant.removesuffix("+redis")
+        impl = pinned(REFERENCE if name == "reference" else IMPLEMENTATIONS[name], server_cores())
+        self.server: ServerProcess | Cluster
+        if variant.endswith("+redis"):
+            self.server = Cluster(impl, settings, log_dir)
+        else:
+            self.server = ServerProcess(impl, settings, log_dir)
+
+    @property
+    def urls(self) -> list[str]:
+        return self.server.urls
+
+    def start(self) -> BenchServer:
+        if isinstance(self.server, Cluster):
+            self.server.start()
+            # Redis is part of what this variant costs: pin it with the servers, and measure it too.
+            assert self.server.redis.process is not None
+            redis = psutil.Process(self.server.redis.process.pid)
+            redis.cpu_affinity(sorted(server_cores()))
+            members = [member.process for member in self.server.members]
+            self.processes = [redis, *(psutil.Process(p.pid) for p in members if p is not None)]
+        else:
+            start_reference(self.server) if self.variant == "reference" else self.server.start()
+            assert self.server.process is not None
+            self.processes = [psutil.Process(self.server.process.pid)]
+        self.processes = [leaf for process in self.processes for leaf in with_children(process)]
+        return self
+
+    def measure(self) -> Usage:
+        """Start measuring CPU time and peak RSS; ``finish()`` on the result gives the numbers."""
+        return Usage(self.processes)
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def with_children(process: psutil.Process) -> list[psutil.Process]:
+    """``taskset`` execs the server, so the process is the server itself; a server that forks workers has them."""
+    return [process, *process.children(recursive=True)]
+
+
+def start_reference(server: ServerProcess) -> None:
+    """The picows reference answers no HTTP (/healthz): it is up once its port accepts connections."""
+    environ = {**os.environ, "CHAT_HOST": "127.0.0.1", "CHAT_PORT": str(server.port)}
+    assert server.log_path is not None
+    with server.log_path.open("ab") as log:
+        server.process = subprocess.Popen(
+            server.impl.command, env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    deadline = time.monotonic() + 10
+    while True:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", server.port)) == 0:
+                return
+        if server.process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the picows reference did not start:\n{server.log()}")
+        time.sleep(0.05)  # ok-sleep: polling a process that is starting, bounded by the deadline

@@ -1,0 +1,36 @@
+"""``make bench-ui IMPL=…``: one server under the benchmarks' settings, and Locust's web UI pointed at it."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from servers import BENCH_DIR, BenchServer, generator_cores, variants
+
+LOCUST = Path(sys.executable).with_name("locust")
+
+
+def main(variant: str) -> int:
+    if variant not in variants():
+        print(f"Unknown IMPL={variant!r}: one of {', '.join(variants())}.", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="bench-ui-") as logs:
+        server = BenchServer(variant, Path(logs)).start()
+        try:
+            print(f"{variant} on {', '.join(server.urls)}; Locust's UI on http://127.0.0.1:8089 (Ctrl+C stops both).")
+            print("Users: ChatMember (the chat), BareMember (the framework's bare room), EchoClient (/ws/echo).")
+            cores = ",".join(map(str, sorted(generator_cores())))
+            command = ["taskset", "-c", cores, str(LOCUST), "-f", str(BENCH_DIR / "locustfile.py")]
+            command += ["--host", server.urls[0], "--web-host", "127.0.0.1"]
+            with contextlib.suppress(KeyboardInterrupt):
+                return subprocess.call(command)
+            return 0
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else ""))
