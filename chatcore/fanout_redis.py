@@ -37,6 +37,10 @@ class RedisFanout:
         self.local = LocalFanout()
         self.pubsub = client.pubsub()
         self.subscribed: dict[str, asyncio.Event] = {}  # channel -> set once Redis has confirmed it
+        # One (un)subscribe at a time: redis-py's PubSub.connect() is not safe to run concurrently. Two rooms'
+        # first sessions arriving together would each open a connection, and the subscriptions sent on the one
+        # the listener doesn't read would never be confirmed, nor their messages delivered.
+        self.commands = asyncio.Lock()
         self.listener: asyncio.Task[None] | None = None
         self.tokens: dict[Session, str] = {}  # see token()
         self.counter = itertools.count()
@@ -48,8 +52,9 @@ class RedisFanout:
         if confirmed is None:
             confirmed = self.subscribed[name] = asyncio.Event()
             try:
-                with reachable():
-                    await self.pubsub.subscribe(name)
+                async with self.commands:
+                    with reachable():
+                        await self.pubsub.subscribe(name)
             except BaseException:
                 del self.subscribed[name]  # the next session of the room tries again
                 raise
@@ -67,8 +72,9 @@ class RedisFanout:
         name = channel(session.room)
         if session.room not in self.local.rooms and self.subscribed.pop(name, None) is not None:
             try:
-                with reachable():
-                    await self.pubsub.unsubscribe(name)
+                async with self.commands:
+                    with reachable():
+                        await self.pubsub.unsubscribe(name)
             except BackendUnavailable:
                 self.pubsub.channels.pop(name, None)  # or redis-py subscribes to it again when Redis is back
                 raise

@@ -181,3 +181,32 @@ async def test_redis_dies(impl: str, tmp_path: Path, room: str, persistent: bool
         await bob.close()
     finally:
         cluster.stop()
+
+
+async def test_many_join_at_once(make_server: MakeServer, room: str) -> None:
+    """§17, §7: 24 clients join 4 rooms at the same moment, spread over two processes; each sends 5 messages,
+    and every client receives all 30 of its room, each once, in seq order."""
+    cluster = make_server(FAST)
+    assert isinstance(cluster, Cluster)
+    rooms = [f"{room}-{r}" for r in range(4)]
+    clients = await asyncio.wait_for(
+        asyncio.gather(*[open_client(cluster.members[n % 2], rooms[n % 4], f"user{n}") for n in range(24)]), 20
+    )
+    try:
+        for n in range(5):
+            for number, client in enumerate(clients):
+                await client.say(f"user{number} says {n}", f"user{number}-{n}")
+
+        async def seqs(client: Client) -> list[int]:
+            received: list[int] = []
+            while len(received) < 30:
+                frame = await client.recv(TIMEOUT)
+                if frame["type"] == "chat.message":
+                    received.append(frame["seq"])
+            return received
+
+        for received in await asyncio.wait_for(asyncio.gather(*[seqs(client) for client in clients]), 30):
+            assert received == list(range(1, 31))
+    finally:
+        for client in clients:
+            await client.close()
