@@ -1,7 +1,7 @@
 # One chat protocol, three implementations. `make help` lists what you can do.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help install system-packages run run-fastapi run-channels run-websockets run-cluster test client-test test-running bench-ui lint format clean
+.PHONY: help install system-packages run run-fastapi run-channels run-websockets run-cluster test client-test test-running bench-quick bench bench-ui lint format clean
 
 PYTHON ?= python3
 VENV := .venv
@@ -82,6 +82,12 @@ client-test: install ## The shared client's tests: its logic under node, then th
 test-running: install ## Run the conformance suite against a running server: CHAT_SERVER_URL=http://host:port
 	@test -n "$$CHAT_SERVER_URL" || { echo 'Set CHAT_SERVER_URL, e.g. CHAT_SERVER_URL=http://127.0.0.1:8001 make test-running'; exit 2; }
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+bench-quick: install ## Benchmarks, small and quick (a few minutes): benchmarks/results/<date>-quick/REPORT.md
+	$(PY) benchmarks/run.py quick $(if $(IMPL),--only=$(IMPL))
+
+bench: install ## Benchmarks, every step and 3 interleaved runs (long): benchmarks/results/<date>/REPORT.md
+	$(PY) benchmarks/run.py full $(if $(IMPL),--only=$(IMPL))
 
 bench-ui: install ## Locust's web UI against one server with the benchmark settings: IMPL=fastapi (or channels+redis, reference)
 	@test -n "$(IMPL)" || { echo 'Say which server: make bench-ui IMPL=fastapi|channels|websockets[+redis]|reference'; exit 2; }

@@ -86,3 +86,33 @@ def test_two_processes_on_redis_are_pinned_and_measured(tmp_path: Path) -> None:
         assert server.measure().finish()["peak_rss_mb"] > 20
     finally:
         server.stop()
+
+
+def test_report_from_results(tmp_path: Path) -> None:
+    """report.py turns results into REPORT.md (a table per scenario) and a chart."""
+    from report import write_report
+
+    def row(variant: str, user: str, rate: float, delivered: int, p99: float) -> dict[str, Any]:
+        latency = {"50": p99 / 4, "95": p99 / 2, "99": p99}
+        return {
+            **{"variant": variant, "user": user, "rate": rate, "users": 10, "offered_per_s": 10 * rate},
+            **{"sent": delivered // 5, "delivered": delivered, "deliveries_per_s": delivered / 4.0, "missing": 0},
+            **{"repeated_or_reordered": 0, "failures": {}, "delivery_ms": latency, "ack_ms": latency},
+            **{"cpu_seconds": 0.5, "peak_rss_mb": 50.0, "repeat": 0},
+        }
+
+    rows = [row("reference", "BareMember", rate, int(4000 * rate), 2.0 if rate < 8 else 500.0) for rate in (1, 4, 8)]
+    rows += [
+        row("fastapi", user, rate, int(3000 * rate), 5.0) for user in ("ChatMember", "BareMember") for rate in (1, 4)
+    ]
+    machine = {"cpu": "test", "cores": 2, "server_cores": [0], "generator_cores": [1], "python": "3.11"}
+    results: dict[str, Any] = {
+        **{"profile": "quick", "settings": {}, "chat_settings": {}, "gated_out": [], "fanout": rows},
+        "machine": {**machine, "kernel": "6", "versions": {"locust": "2"}},
+    }
+    write_report(results, tmp_path)
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "Locust's own ceiling (the picows reference's best sustained bare room): 4,000 deliveries/s" in report
+    assert "| fastapi | chat protocol | 3,000 | 75 % ⚠ generator-bound |" in report
+    assert "| fastapi | 4/s | 5.00 | 5.00 |" in report
+    assert (tmp_path / "fanout.png").stat().st_size > 10_000

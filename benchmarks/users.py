@@ -24,6 +24,8 @@ from histogram import Histogram
 ROOMS = int(os.environ.get("BENCH_ROOMS", "10"))
 RATE = float(os.environ.get("BENCH_RATE", "1"))  # messages per second per user
 TEXT_BYTES = int(os.environ.get("BENCH_TEXT_BYTES", "64"))  # padded to about this size
+# Several processes of one server (a "+redis" variant): users connect to them in turn. Default: --host.
+HOSTS = [host for host in os.environ.get("BENCH_HOSTS", "").split(",") if host]
 
 # What every user of this process measured: written out at the end by the locustfile.
 LATENCY = {"connect": Histogram(), "ack": Histogram(), "delivery": Histogram()}
@@ -112,6 +114,8 @@ class Member(User):
             COUNTS[f"closed {self.websocket.close_code}"] += 1
 
     def target(self) -> str:
+        if HOSTS:
+            return HOSTS[(self.number // ROOMS) % len(HOSTS)]  # a room's members alternate between them
         if not self.host:
             raise StopUser("Say which server: --host http://127.0.0.1:8001")
         return str(self.host)
