@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 from locust import events
 
-from users import BareMember, ChatMember, EchoClient, results
+from users import WARMUP, WINDOW, BareMember, ChatMember, EchoClient, results
 
 __all__ = ["BareMember", "ChatMember", "EchoClient"]
 
 
-@events.test_stop.add_listener  # type: ignore[untyped-decorator]  # Locust's events are untyped
+@events.spawning_complete.add_listener  # type: ignore[untyped-decorator]  # Locust's events are untyped
+def start_measuring(**_: Any) -> None:
+    WINDOW["from"] = time.time_ns() + int(WARMUP * 1e9)
+
+
+@events.test_stop.add_listener  # type: ignore[untyped-decorator]
 def write_results(**_: Any) -> None:
+    WINDOW["to"] = time.time_ns()
     out = os.environ.get("BENCH_OUT")
     if out:
         Path(out).write_text(json.dumps(results()))

@@ -10,7 +10,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -22,6 +21,7 @@ from servers import BENCH_DIR, SETTINGS, BenchServer, generator_cores, server_co
 from tests.harness import REPO
 
 LOCUST = Path(sys.executable).with_name("locust")
+WARMUP = 1.0  # seconds, after every user is spawned, before measuring (users.py's BENCH_WARMUP)
 
 
 @dataclass(frozen=True)
@@ -59,16 +59,15 @@ def run_locust(server: BenchServer, user: str, profile: Profile, rate: float, ou
         "BENCH_RATE": str(rate),
         "BENCH_ROOMS": str(profile.rooms),
         "BENCH_HOSTS": ",".join(server.urls),
+        "BENCH_WARMUP": str(WARMUP),
     }
-    spawn = max(1.0, users / 100)  # seconds to connect everyone, at 100 users per second
+    spawn = max(1.0, users / 100) + WARMUP  # seconds to connect everyone, at 100 users per second, and warm up
     command = ["taskset", "-c", ",".join(map(str, sorted(generator_cores())))]
     command += [str(LOCUST), "-f", str(BENCH_DIR / "locustfile.py"), user, "--headless", "--only-summary"]
     command += ["-u", str(users), "-r", "100", "-t", f"{profile.seconds + spawn:.0f}s", "--host", server.urls[0]]
     command += ["--stop-timeout", "5"]
     usage = server.measure()
-    started = time.monotonic()
     subprocess.run(command, env=environ, cwd=REPO, capture_output=True, timeout=profile.seconds + spawn + 120)
-    elapsed = time.monotonic() - started
     measured = usage.finish()
     results: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {"latency": {}, "counts": {}}
     counts = results["counts"]
@@ -82,7 +81,8 @@ def run_locust(server: BenchServer, user: str, profile: Profile, rate: float, ou
         "offered_per_s": users * rate,  # messages sent per second, if the generator keeps up
         "sent": counts.get("sent", 0),
         "delivered": counts.get("delivered", 0),
-        "deliveries_per_s": counts.get("delivered", 0) / max(elapsed - spawn, 1e-9),
+        "seconds": results.get("seconds", 0.0),  # measured: after every user connected, and a warm-up
+        "deliveries_per_s": counts.get("delivered", 0) / max(results.get("seconds", 0.0), 1e-9),
         "missing": counts.get("missing", 0),
         "repeated_or_reordered": counts.get("repeated_or_reordered", 0),
         "failures": {k: v for k, v in counts.items() if k.startswith(("closed", "error", "send_after"))},

@@ -27,6 +27,11 @@ TEXT_BYTES = int(os.environ.get("BENCH_TEXT_BYTES", "64"))  # padded to about th
 # Several processes of one server (a "+redis" variant): users connect to them in turn. Default: --host.
 HOSTS = [host for host in os.environ.get("BENCH_HOSTS", "").split(",") if host]
 
+WARMUP = float(os.environ.get("BENCH_WARMUP", "1"))  # seconds after every user is spawned before measuring
+
+# The measured window, in ns of time.time_ns(): from the locustfile's spawning_complete (+ WARMUP) to the
+# test's stop. Only messages sent inside it count, at the sender and at every receiver.
+WINDOW = {"from": 2**63, "to": 0}
 # What every user of this process measured: written out at the end by the locustfile.
 LATENCY = {"connect": Histogram(), "ack": Histogram(), "delivery": Histogram()}
 COUNTS: Counter[str] = Counter()
@@ -67,13 +72,14 @@ class Member(User):
     @task
     def send(self) -> None:
         n = next(self.counter)
-        text = f"{time.time_ns()} {self.number} {n} ".ljust(TEXT_BYTES, "x")
+        now = time.time_ns()
+        text = f"{now} {self.number} {n} ".ljust(TEXT_BYTES, "x")
         try:
             self.websocket.send(self.frame(n, text))
         except ConnectionClosed:
             COUNTS["send_after_close"] += 1
             raise StopUser() from None
-        else:
+        if now >= WINDOW["from"]:
             COUNTS["sent"] += 1
 
     def read(self) -> None:
@@ -87,12 +93,15 @@ class Member(User):
     def delivered(self, text: str) -> None:
         """A message reached this user: its latency, and whether the sender's counter moved on by exactly one."""
         sent_ns, sender, n = text.split(" ", 3)[:3]
+        number = int(n)
+        if int(sent_ns) < WINDOW["from"]:  # sent while users were still connecting: only follow its counter
+            self.last_seen[sender] = max(self.last_seen.get(sender, 0), number)
+            return
         latency = time.time_ns() - int(sent_ns)
         LATENCY["delivery"].record(latency)
         self.environment.events.request.fire(
             request_type="WS", name="delivery", response_time=latency / 1e6, response_length=len(text), exception=None
         )
-        number = int(n)
         last = self.last_seen.get(sender, number - 1)  # a sender's first message here: whatever it sent before
         if number > last:
             COUNTS["delivered"] += 1
@@ -142,7 +151,8 @@ class ChatMember(Member):
 
     def frame(self, n: int, text: str) -> str:
         message_id = f"{self.number}-{n}"
-        self.sent_at[message_id] = time.perf_counter_ns()
+        if time.time_ns() >= WINDOW["from"]:  # acks of messages sent in the measured window only
+            self.sent_at[message_id] = time.perf_counter_ns()
         return json.dumps({"type": "chat.message", "id": message_id, "payload": {"text": text}})
 
     def received(self, message: str) -> None:
@@ -180,4 +190,5 @@ def ws(http_url: str) -> str:
 
 def results() -> dict[str, Any]:
     """What this process measured, as JSON."""
-    return {"latency": {name: h.to_json() for name, h in LATENCY.items()}, "counts": dict(COUNTS)}
+    seconds = max(0, WINDOW["to"] - WINDOW["from"]) / 1e9
+    return {"latency": {name: h.to_json() for name, h in LATENCY.items()}, "counts": dict(COUNTS), "seconds": seconds}
