@@ -24,7 +24,10 @@ def add_bench_routes(app: FastAPI) -> None:
     async def echo(websocket: WebSocket) -> None:
         await websocket.accept()
         while (text := await receive_text(websocket)) is not None:
-            await websocket.send_text(text)
+            try:
+                await websocket.send_text(text)
+            except GONE:  # the client sent and left at once
+                return
 
     @app.websocket("/ws/bench/{room}")
     async def broadcast(websocket: WebSocket, room: str) -> None:

@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import random
+import secrets
 import time
 import urllib.parse
 import urllib.request
@@ -36,6 +37,9 @@ WINDOW = {"from": 2**63, "to": 0}
 LATENCY = {"connect": Histogram(), "ack": Histogram(), "delivery": Histogram()}
 COUNTS: Counter[str] = Counter()
 NUMBERS = itertools.count(1)
+# Names and message ids unique to this Locust process: a server kept from an earlier run still has that run's
+# ids in its history, and would take a repeated id for a retry (SPEC.md §8): acked, but not broadcast again.
+RUN = os.environ.get("BENCH_RUN") or secrets.token_hex(4)
 
 
 class Member(User):
@@ -58,6 +62,7 @@ class Member(User):
         try:
             self.websocket = connect(self.url(), compression=None, max_size=None, open_timeout=10, close_timeout=2)
         except Exception as exc:
+            COUNTS["error connect"] += 1  # Locust stops this user: the run goes on one member short
             self.record("connect", start, exception=exc)
             raise
         self.record("connect", start)
@@ -144,13 +149,13 @@ class ChatMember(Member):
     """A member of a chat room, speaking SPEC.md: token, welcome, chat.message → ack and fan-out, pings."""
 
     def url(self) -> str:
-        query = urllib.parse.urlencode({"user": f"u{self.number}"})
+        query = urllib.parse.urlencode({"user": f"u{RUN}-{self.number}"})
         with urllib.request.urlopen(f"{self.target()}/api/token?{query}", timeout=10) as response:
             token = json.load(response)["token"]
         return f"{ws(self.target())}/ws/chat/{self.room}?token={token}"
 
     def frame(self, n: int, text: str) -> str:
-        message_id = f"{self.number}-{n}"
+        message_id = f"{RUN}-{self.number}-{n}"
         if time.time_ns() >= WINDOW["from"]:  # acks of messages sent in the measured window only
             self.sent_at[message_id] = time.perf_counter_ns()
         return json.dumps({"type": "chat.message", "id": message_id, "payload": {"text": text}})

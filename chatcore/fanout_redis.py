@@ -52,9 +52,12 @@ class RedisFanout:
         if confirmed is None:
             confirmed = self.subscribed[name] = asyncio.Event()
             try:
-                async with self.commands:
+                async with asyncio.timeout(SUBSCRIBE_TIMEOUT), self.commands:  # not queued for ever behind others
                     with reachable():
                         await self.pubsub.subscribe(name)
+            except TimeoutError:
+                del self.subscribed[name]
+                raise BackendUnavailable(f"Redis did not take the subscription to {name} in time") from None
             except BaseException:
                 del self.subscribed[name]  # the next session of the room tries again
                 raise
@@ -72,10 +75,10 @@ class RedisFanout:
         name = channel(session.room)
         if session.room not in self.local.rooms and self.subscribed.pop(name, None) is not None:
             try:
-                async with self.commands:
+                async with asyncio.timeout(SUBSCRIBE_TIMEOUT), self.commands:
                     with reachable():
                         await self.pubsub.unsubscribe(name)
-            except BackendUnavailable:
+            except (BackendUnavailable, TimeoutError):
                 self.pubsub.channels.pop(name, None)  # or redis-py subscribes to it again when Redis is back
                 raise
 

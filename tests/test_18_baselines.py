@@ -9,7 +9,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.client import TIMEOUT, handshake_status
-from tests.conftest import MakeServer
+from tests.conftest import Connector, MakeServer
 from tests.harness import Server
 
 BENCH = {"CHAT_BENCH_ENDPOINTS": "1"}
@@ -64,3 +64,15 @@ async def test_binary_frame(make_server: MakeServer, path: str) -> None:
         await websocket.send(b"\x00\x01")
         await asyncio.wait_for(websocket.wait_closed(), TIMEOUT)
         assert websocket.close_code == 1003
+
+
+async def test_chat_unchanged_with_baselines_on(make_server: MakeServer, connect: Connector, room: str) -> None:
+    """§18, §7: with CHAT_BENCH_ENDPOINTS=1 (as the benchmarks run), the chat itself still works: a message is
+    acked and reaches the other member."""
+    server = make_server(BENCH)
+    alice = await connect(server, room, "alice")
+    bob = await connect(server, room, "bob")
+    await alice.expect("presence.join")
+    msg_id = await alice.say("hello")
+    assert (await alice.until(lambda frame: frame["type"] == "ack"))[-1]["id"] == msg_id
+    assert (await bob.expect("chat.message"))["payload"]["text"] == "hello"
