@@ -78,8 +78,10 @@ class RedisFanout:
                 async with asyncio.timeout(SUBSCRIBE_TIMEOUT), self.commands:
                     with reachable():
                         await self.pubsub.unsubscribe(name)
-            except (BackendUnavailable, TimeoutError):
+            except (BackendUnavailable, TimeoutError) as exc:
                 self.pubsub.channels.pop(name, None)  # or redis-py subscribes to it again when Redis is back
+                if isinstance(exc, TimeoutError):
+                    raise BackendUnavailable(f"Redis did not take the unsubscription from {name} in time") from None
                 raise
 
     async def publish(self, room: str, frame: str, *, seq: int = 0, skip: Session | None = None) -> None:
