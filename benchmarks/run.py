@@ -17,10 +17,9 @@ from typing import Any
 
 from histogram import Histogram
 from report import sustained, write_report
-from servers import BENCH_DIR, SETTINGS, BenchServer, generator_cores, server_cores, variants
+from servers import BENCH_DIR, SETTINGS, BenchServer, generator_cores, locust_command, server_cores, variants
 from tests.harness import REPO
 
-LOCUST = Path(sys.executable).with_name("locust")
 WARMUP = 1.0  # seconds, after every user is spawned, before measuring (users.py's BENCH_WARMUP)
 
 
@@ -62,8 +61,7 @@ def run_locust(server: BenchServer, user: str, profile: Profile, rate: float, ou
         "BENCH_WARMUP": str(WARMUP),
     }
     spawn = max(1.0, users / 100) + WARMUP  # seconds to connect everyone, at 100 users per second, and warm up
-    command = ["taskset", "-c", ",".join(map(str, sorted(generator_cores())))]
-    command += [str(LOCUST), "-f", str(BENCH_DIR / "locustfile.py"), user, "--headless", "--only-summary"]
+    command = locust_command(user, "--headless", "--only-summary")
     command += ["-u", str(users), "-r", "100", "-t", f"{profile.seconds + spawn:.0f}s", "--host", server.urls[0]]
     command += ["--stop-timeout", "5"]
     out.unlink(missing_ok=True)

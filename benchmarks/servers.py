@@ -6,10 +6,8 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,8 +48,19 @@ def generator_cores() -> set[int]:
     return set(cores[len(cores) // 2 :]) or set(cores)
 
 
+def taskset(cores: set[int]) -> list[str]:
+    """The command prefix that runs a program on ``cores`` only (its threads and children too)."""
+    return ["taskset", "-c", ",".join(map(str, sorted(cores)))]
+
+
 def pinned(impl: Implementation, cores: set[int]) -> Implementation:
-    return Implementation(impl.name, ("taskset", "-c", ",".join(map(str, sorted(cores))), *impl.command))
+    return Implementation(impl.name, (*taskset(cores), *impl.command))
+
+
+def locust_command(*arguments: str) -> list[str]:
+    """Locust on the generator's cores, with benchmarks/locustfile.py and ``arguments``."""
+    locust = Path(sys.executable).with_name("locust")
+    return [*taskset(generator_cores()), str(locust), "-f", str(BENCH_DIR / "locustfile.py"), *arguments]
 
 
 @dataclass
@@ -105,6 +114,8 @@ class BenchServer:
         self.server: ServerProcess | Cluster
         if variant.endswith("+redis"):
             self.server = Cluster(impl, settings, log_dir)
+        elif name == "reference":
+            self.server = ReferenceProcess(impl, settings, log_dir)
         else:
             self.server = ServerProcess(impl, settings, log_dir)
 
@@ -122,7 +133,7 @@ class BenchServer:
             members = [member.process for member in self.server.members]
             self.processes = [redis, *(psutil.Process(p.pid) for p in members if p is not None)]
         else:
-            start_reference(self.server) if self.variant == "reference" else self.server.start()
+            self.server.start()
             assert self.server.process is not None
             self.processes = [psutil.Process(self.server.process.pid)]
         self.processes = [leaf for process in self.processes for leaf in with_children(process)]
@@ -141,19 +152,9 @@ def with_children(process: psutil.Process) -> list[psutil.Process]:
     return [process, *process.children(recursive=True)]
 
 
-def start_reference(server: ServerProcess) -> None:
+class ReferenceProcess(ServerProcess):
     """The picows reference answers no HTTP (/healthz): it is up once its port accepts connections."""
-    environ = {**os.environ, "CHAT_HOST": "127.0.0.1", "CHAT_PORT": str(server.port)}
-    assert server.log_path is not None
-    with server.log_path.open("ab") as log:
-        server.process = subprocess.Popen(
-            server.impl.command, env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    deadline = time.monotonic() + 10
-    while True:
+
+    def healthy(self) -> bool:
         with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", server.port)) == 0:
-                return
-        if server.process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the picows reference did not start:\n{server.log()}")
-        time.sleep(0.05)  # ok-sleep: polling a process that is starting, bounded by the deadline
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0

@@ -5,18 +5,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from servers import BenchServer, generator_cores, server_cores
+from servers import BenchServer, locust_command, server_cores
 from tests.harness import REPO
-
-BENCH_DIR = Path(__file__).resolve().parent
-LOCUST = Path(sys.executable).with_name("locust")
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -40,8 +36,7 @@ def run_locust(user: str, host: str, tmp_path: Path, users: int = 10) -> dict[st
     (benchmarks/locustfile.py's BENCH_OUT)."""
     out = tmp_path / f"{user}.json"
     environ = dict(os.environ, BENCH_OUT=str(out), BENCH_RATE="5", BENCH_ROOMS="2", BENCH_WARMUP="0.5")
-    command = ["taskset", "-c", ",".join(map(str, sorted(generator_cores())))]
-    command += [str(LOCUST), "-f", str(BENCH_DIR / "locustfile.py"), user, "--headless", "--only-summary"]
+    command = locust_command(user, "--headless", "--only-summary")
     command += ["-u", str(users), "-r", str(users), "-t", "4s", "--host", host, "--stop-timeout", "5"]
     finished = subprocess.run(command, env=environ, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.exists(), f"Locust wrote no results:\n{finished.stdout}\n{finished.stderr}"

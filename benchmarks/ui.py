@@ -8,9 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from servers import BENCH_DIR, BenchServer, generator_cores, variants
-
-LOCUST = Path(sys.executable).with_name("locust")
+from servers import BenchServer, locust_command, variants
 
 
 def main(variant: str) -> int:
@@ -22,9 +20,7 @@ def main(variant: str) -> int:
         try:
             print(f"{variant} on {', '.join(server.urls)}; Locust's UI on http://127.0.0.1:8089 (Ctrl+C stops both).")
             print("Users: ChatMember (the chat), BareMember (the framework's bare room), EchoClient (/ws/echo).")
-            cores = ",".join(map(str, sorted(generator_cores())))
-            command = ["taskset", "-c", cores, str(LOCUST), "-f", str(BENCH_DIR / "locustfile.py")]
-            command += ["--host", server.urls[0], "--web-host", "127.0.0.1"]
+            command = locust_command("--host", server.urls[0], "--web-host", "127.0.0.1")
             with contextlib.suppress(KeyboardInterrupt):
                 return subprocess.call(command)
             return 0
