@@ -83,10 +83,10 @@ test-running: install ## Run the conformance suite against a running server: CHA
 	@test -n "$$CHAT_SERVER_URL" || { echo 'Set CHAT_SERVER_URL, e.g. CHAT_SERVER_URL=http://127.0.0.1:8001 make test-running'; exit 2; }
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
-bench-quick: install ## Benchmarks, small and quick (a few minutes): benchmarks/results/<date>-quick/REPORT.md
+bench-quick: install ## Benchmarks, every scenario, small (about 10 minutes): benchmarks/results/<date>-quick/REPORT.md
 	$(PY) benchmarks/run.py quick $(if $(IMPL),--only=$(IMPL))
 
-bench: install ## Benchmarks, every step and 3 interleaved runs (long): benchmarks/results/<date>/REPORT.md
+bench: install ## Benchmarks, every scenario, full size, 3 interleaved runs (about an hour): benchmarks/results/<date>/REPORT.md
 	$(PY) benchmarks/run.py full $(if $(IMPL),--only=$(IMPL))
 
 bench-ui: install ## Locust's web UI against one server with the benchmark settings: IMPL=fastapi (or channels+redis, reference)

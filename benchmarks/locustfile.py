@@ -15,9 +15,20 @@ from typing import Any
 
 from locust import events
 
-from users import WARMUP, WINDOW, BareMember, ChatMember, EchoClient, results
+from users import (
+    WARMUP,
+    WINDOW,
+    BareMember,
+    ChatMember,
+    Churner,
+    EchoClient,
+    IdleMember,
+    Leaver,
+    SlowReader,
+    results,
+)
 
-__all__ = ["BareMember", "ChatMember", "EchoClient"]
+__all__ = ["BareMember", "ChatMember", "Churner", "EchoClient", "IdleMember", "Leaver", "SlowReader"]
 
 
 @events.spawning_complete.add_listener  # type: ignore[untyped-decorator]  # Locust's events are untyped

@@ -4,38 +4,82 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import psutil
+
+from gauge import gauge
 from histogram import Histogram
 from report import sustained, write_report
-from servers import BENCH_DIR, SETTINGS, BenchServer, generator_cores, locust_command, server_cores, variants
+from servers import (
+    BENCH_DIR,
+    SETTINGS,
+    BenchServer,
+    Usage,
+    generator_cores,
+    locust_command,
+    server_cores,
+    variants,
+)
 from tests.harness import REPO
 
 WARMUP = 1.0  # seconds, after every user is spawned, before measuring (users.py's BENCH_WARMUP)
+STARTED = time.monotonic()
+
+Row = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class Profile:
-    seconds: float  # of each Locust run, after its users have connected
+    # Scenarios 1 and 2: rooms x members, each member sending at each rate in turn.
+    seconds: float  # of each run, measured after every user connected
     repeats: int  # of every measurement, interleaved across servers
     rates: tuple[float, ...]  # messages per second per member, stepped up
     rooms: int
     members: int  # per room
+    # Scenarios 3-6.
+    leaves: int  # per way of leaving
+    churn: int  # connect → chat → disconnect cycles
+    idle: tuple[int, ...]  # idle connections
 
 
 PROFILES = {
-    "quick": Profile(seconds=4, repeats=1, rates=(1, 2, 4), rooms=4, members=10),
-    "full": Profile(seconds=20, repeats=3, rates=(1, 2, 4, 8, 16, 32), rooms=10, members=20),
+    "quick": Profile(seconds=4, repeats=1, rates=(1, 2, 4), rooms=4, members=10, leaves=2, churn=600, idle=(200, 1000)),
+    "full": Profile(
+        seconds=10, repeats=3, rates=(1, 2, 4, 8, 16, 32), rooms=10, members=20, leaves=5, churn=3000, idle=(1000, 5000)
+    ),
 }
+
+# Scenario 3: pings every second, and 2 s of silence closes with 4000 (SPEC.md §11), so that a silent client's
+# leave takes seconds, not the default 40.
+HEARTBEAT = {"CHAT_HEARTBEAT_INTERVAL": "1", "CHAT_HEARTBEAT_TIMEOUT": "2"}
+# Scenario 5: the send queue back to its default (it is what is measured), and texts of 2000 characters, the
+# longest SPEC.md allows, so that the kernel's socket buffers (up to 4 MB here) fill in seconds.
+SLOW = {"CHAT_SEND_QUEUE": "256"}
+SLOW_ROOMS, SLOW_MEMBERS, SLOW_RATE, SLOW_TEXT = 2, 10, 10.0, 2000
+# Scenario 6: idle members in rooms of this many. Not one big room: every join sends every member a frame that
+# names every member (SPEC.md §10), so filling a room of n members costs n² frames of up to n names each.
+IDLE_ROOM = 10
+IDLE_SPAWN_RATE = 100  # connections per second
+
+
+def say(message: str) -> None:
+    """Progress, with the time since the start."""
+    elapsed = int(time.monotonic() - STARTED)
+    print(f"[{elapsed // 60:3d}:{elapsed % 60:02d}] {message}", flush=True)
 
 
 def gate(name: str) -> bool:
@@ -45,42 +89,109 @@ def gate(name: str) -> bool:
     command = [sys.executable, "-m", "pytest", "tests/test_07_messages.py", f"--impl={name}", "-q", "-x"]
     finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     if finished.returncode != 0:
-        print(f"  {name}: the conformance smoke run failed; not benchmarked.\n{finished.stdout[-2000:]}")
+        say(f"{name}: the conformance smoke run failed; not benchmarked.\n{finished.stdout[-2000:]}")
     return finished.returncode == 0
 
 
-def run_locust(server: BenchServer, user: str, profile: Profile, rate: float, out: Path) -> dict[str, Any]:
-    """One Locust run, on the generator's cores: what its users measured, and what the server used."""
-    users = profile.rooms * profile.members
+@dataclass
+class Run:
+    """What one Locust run measured: its users' results (users.results()), the server's and Locust's usage."""
+
+    results: dict[str, Any]
+    server: Usage
+    generator: Usage
+    output: str
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(self.results["counts"])
+
+    def latency(self, name: str) -> Histogram:
+        return Histogram.from_json(self.results["latency"].get(name, {}))
+
+    def percentiles(self, name: str, *ps: float) -> dict[str, float]:
+        histogram = self.latency(name)
+        return {f"{p:g}": histogram.percentile(p) for p in ps}
+
+    @property
+    def window(self) -> tuple[int, int]:
+        start, end = self.results.get("window", [0, 0])
+        return int(start), int(end)
+
+    def server_cpu(self) -> float:
+        """The server's CPU seconds inside the measured window."""
+        return self.server.cpu_between(*self.window)
+
+    def generator_load(self) -> float:
+        """Locust's CPU inside the measured window, as a share of the one core its one process can use."""
+        start, end = self.window
+        return self.generator.cpu_between(start, end) / max((end - start) / 1e9, 1e-9)
+
+    def failures(self) -> dict[str, int]:
+        return {k: v for k, v in self.counts.items() if k.startswith(("closed", "error", "send_after"))}
+
+
+def locust(
+    server: BenchServer,
+    users: list[str],
+    count: int,
+    env: dict[str, str],
+    out: Path,
+    *,
+    limit: float,
+    spawn_rate: float = 100,
+    until: Callable[[], None] | None = None,
+) -> Run:
+    """One headless Locust run of ``count`` users (of the classes ``users``) against ``server``, on the
+    generator's cores, for at most ``limit`` seconds (less if a user ends it, or when ``until`` returns)."""
     environ = {
         **os.environ,
         "BENCH_OUT": str(out),
-        "BENCH_RATE": str(rate),
-        "BENCH_ROOMS": str(profile.rooms),
         "BENCH_HOSTS": ",".join(server.urls),
         "BENCH_WARMUP": str(WARMUP),
+        **env,
     }
-    spawn = max(1.0, users / 100) + WARMUP  # seconds to connect everyone, at 100 users per second, and warm up
-    command = locust_command(user, "--headless", "--only-summary")
-    command += ["-u", str(users), "-r", "100", "-t", f"{profile.seconds + spawn:.0f}s", "--host", server.urls[0]]
-    command += ["--stop-timeout", "5"]
+    command = locust_command(*users, "--headless", "--only-summary", "-u", str(count), "-r", f"{spawn_rate:g}")
+    command += ["-t", f"{limit:.0f}s", "--host", server.urls[0], "--stop-timeout", "5"]
     out.unlink(missing_ok=True)
+    log = out.with_suffix(".log")
     usage = server.measure()
-    finished = subprocess.run(
-        command, env=environ, cwd=REPO, capture_output=True, text=True, timeout=profile.seconds + spawn + 120
-    )
-    measured = usage.finish()
+    with log.open("w") as output:
+        process = subprocess.Popen(command, env=environ, cwd=REPO, stdout=output, stderr=subprocess.STDOUT)
+        generator = Usage([psutil.Process(process.pid)])  # taskset execs Locust: the same process
+        try:
+            if until is not None:
+                until()
+                process.send_signal(signal.SIGTERM)  # Locust stops its users and writes its results
+            process.wait(timeout=limit + 120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    usage.finish()
+    generator.finish()
+    text = log.read_text()
     results: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {"latency": {}, "counts": {}}
-    counts = results["counts"]
-    if finished.returncode != 0 and not out.exists():
-        counts["error locust"] = 1
-    # Every message sent in the window goes to each member of its room; those still on their way when Locust
-    # stopped (half a second's worth) may be missing.
-    members = profile.members
+    if not out.exists():
+        results["counts"]["error locust"] = 1
+        say(f"Locust wrote no results; its output ends with:\n{text[-1500:]}")
+    return Run(results, usage, generator, text)
+
+
+def complete(counts: dict[str, int], per_second: float, members: int) -> bool:
+    """Every message sent in the window reached each of the ``members`` of its room, but those still on their way
+    when Locust stopped (half a second's worth of the ``per_second`` sent, and 1 %)."""
     expected = counts.get("sent", 0) * members
-    allowance = users * rate * 0.5 * members + 0.01 * expected
-    delivery = Histogram.from_json(results["latency"].get("delivery", {}))
-    ack = Histogram.from_json(results["latency"].get("ack", {}))
+    allowance = per_second * 0.5 * members + 0.01 * expected
+    return counts.get("sent", 0) > 0 and counts.get("delivered", 0) >= expected - allowance
+
+
+def fanout_row(server: BenchServer, user: str, profile: Profile, rate: float, run: Run) -> Row:
+    """Scenarios 1 and 2: what one step measured."""
+    counts = run.counts
+    users = profile.rooms * profile.members
+    expected = counts.get("sent", 0) * profile.members
+    seconds = run.results.get("seconds", 0.0)
     return {
         "variant": server.variant,
         "user": user,
@@ -90,24 +201,26 @@ def run_locust(server: BenchServer, user: str, profile: Profile, rate: float, ou
         "sent": counts.get("sent", 0),
         "delivered": counts.get("delivered", 0),
         "expected": expected,
-        "complete": counts.get("delivered", 0) >= expected - allowance and counts.get("sent", 0) > 0,
-        # Locust's own warning that its process is saturated: the numbers measure the generator.
-        "generator_saturated": "CPU usage above" in finished.stderr + finished.stdout,
-        "seconds": results.get("seconds", 0.0),  # measured: after every user connected, and a warm-up
-        "deliveries_per_s": counts.get("delivered", 0) / max(results.get("seconds", 0.0), 1e-9),
+        "complete": complete(counts, users * rate, profile.members),
+        # Locust's own warning that its process is saturated (90 % of a core): the numbers measure the generator.
+        "generator_saturated": "CPU usage above" in run.output,
+        "generator_cpu": run.generator_load(),
+        "seconds": seconds,  # measured: after every user connected, and a warm-up
+        "deliveries_per_s": counts.get("delivered", 0) / max(seconds, 1e-9),
         "missing": counts.get("missing", 0),
         "repeated_or_reordered": counts.get("repeated_or_reordered", 0),
-        "failures": {k: v for k, v in counts.items() if k.startswith(("closed", "error", "send_after"))},
-        "delivery_ms": {str(p): delivery.percentile(p) for p in (50, 95, 99)},
-        "ack_ms": {str(p): ack.percentile(p) for p in (50, 95, 99)},
-        **measured,
+        "failures": run.failures(),
+        "delivery_ms": run.percentiles("delivery", 50, 95, 99),
+        "ack_ms": run.percentiles("ack", 50, 95, 99),
+        "cpu_seconds": run.server_cpu(),  # in the measured window
+        "peak_rss_mb": run.server.peak_rss() / 2**20,
     }
 
 
-def fanout(variant: str, profile: Profile, work: Path, repeat: int) -> list[dict[str, Any]]:
+def fanout(variant: str, profile: Profile, work: Path, repeat: int) -> list[Row]:
     """Scenarios 1 and 2: rooms x members, each sending at a fixed rate, stepped up until it is not sustained;
     the chat protocol (ChatMember) and the framework's bare room (BareMember) at the same loads."""
-    rows: list[dict[str, Any]] = []
+    rows: list[Row] = []
     # A bare room (§18) lives in one process, except chapter 2's (a channel-layer group): on two processes,
     # chapters 1 and 3 would give each member only its own process's half of the room.
     if variant == "reference":
@@ -120,19 +233,222 @@ def fanout(variant: str, profile: Profile, work: Path, repeat: int) -> list[dict
     try:
         for user in users:
             for rate in profile.rates:
-                row = run_locust(server, user, profile, rate, work / f"{variant}-{user}-{rate}-{repeat}.json")
+                count = profile.rooms * profile.members
+                env = {"BENCH_RATE": str(rate), "BENCH_ROOMS": str(profile.rooms)}
+                spawn = max(1.0, count / 100) + WARMUP  # to connect everyone at 100 users per second, and warm up
+                out = work / f"fanout-{variant}-{user}-{rate}-{repeat}.json"
+                run = locust(server, [user], count, env, out, limit=profile.seconds + spawn)
+                row = fanout_row(server, user, profile, rate, run)
                 rows.append(row)
-                print(
-                    f"  {variant:20} {user:11} {rate:>5g}/s each: {row['deliveries_per_s']:9.0f} deliveries/s,"
-                    f" p99 {row['delivery_ms']['99']:7.2f} ms, {row['delivered']} of {row['expected']} delivered"
-                    f"{'' if sustained(row) else ' (not sustained)'}",
-                    flush=True,
+                say(
+                    f"  {variant:17} {user:11} {rate:>3g}/s each: {row['deliveries_per_s']:7.0f} deliveries/s,"
+                    f" p99 {row['delivery_ms']['99']:7.2f} ms, {row['delivered']} of {row['expected']} delivered,"
+                    f" Locust at {100 * row['generator_cpu']:.0f} % CPU{'' if sustained(row) else ' (not sustained)'}"
                 )
                 if not sustained(row):
                     break
     finally:
         server.stop()
     return rows
+
+
+def disconnects(variant: str, profile: Profile, work: Path, repeat: int) -> list[Row]:
+    """Scenario 3: a member of a chatting room leaves cleanly, vanishes or goes silent, again and again: how long
+    until the others hear it, and until ``chat_connections`` is back; the others must lose nothing."""
+    rows: list[Row] = []
+    rooms, members = 2, profile.members
+    server = BenchServer(variant, work, HEARTBEAT).start()
+    try:
+        for way in ("clean", "vanish", "silent"):
+            env = {
+                **{"BENCH_RATE": "1", "BENCH_ROOMS": str(rooms), "BENCH_MEMBERS": str(members)},
+                **{"BENCH_LEAVE": way, "BENCH_CYCLES": str(profile.leaves)},
+            }
+            out = work / f"disconnects-{variant}-{way}-{repeat}.json"
+            run = locust(server, ["ChatMember", "Leaver"], rooms * members + 1, env, out, limit=60 + 5 * profile.leaves)
+            counts = run.counts
+            row: Row = {
+                "variant": variant,
+                "way": way,
+                "leaves": profile.leaves,
+                "heard_ms": run.percentiles("leave heard", 50, 99),
+                "heard_by_all_ms": run.percentiles("leave heard by all", 50, 100),
+                "connections_back_ms": run.percentiles("connections back", 50, 100),
+                "leaver_codes": {k.removeprefix("leaver got "): v for k, v in counts.items() if k.startswith("leaver")},
+                "survivors_sent": counts.get("sent", 0),
+                "survivors_delivered": counts.get("delivered", 0),
+                "missing": counts.get("missing", 0),
+                "repeated_or_reordered": counts.get("repeated_or_reordered", 0),
+                "failures": run.failures(),
+            }
+            rows.append(row)
+            say(
+                f"  {variant:17} {way:6}: heard by all after {row['heard_by_all_ms']['50']:8.1f} ms (median),"
+                f" chat_connections back after {row['connections_back_ms']['50']:8.1f} ms; survivors missed"
+                f" {row['missing']}, failures {row['failures'] or 'none'}"
+            )
+    finally:
+        server.stop()
+    return rows
+
+
+def churn(variant: str, profile: Profile, work: Path, repeat: int) -> Row:
+    """Scenario 4: connect → chat → disconnect cycles, in two halves: errors, ``chat_connections`` back to
+    where it was, and the server's RSS over the run (growth in the second half is what a leak looks like)."""
+    server = BenchServer(variant, work).start()
+    try:
+        start = time.time_ns()
+        usage = server.measure()
+        before = gauge(server.urls)
+        halves: list[Row] = []
+        for half in (1, 2):
+            env = {"BENCH_ROOMS": str(profile.rooms), "BENCH_CYCLES": str(profile.churn // 2)}
+            out = work / f"churn-{variant}-{half}-{repeat}.json"
+            run = locust(server, ["Churner"], 20, env, out, limit=60 + profile.churn / 20)
+            ended = time.monotonic()
+            while (now := gauge(server.urls)) != before and time.monotonic() - ended < 30:
+                time.sleep(0.01)  # poll interval
+            usage.take()
+            halves.append(
+                {
+                    "cycles": run.counts.get("cycles", 0),
+                    "seconds": run.results.get("seconds", 0.0),
+                    "cycle_ms": run.percentiles("cycle", 50, 99),
+                    "failures": run.failures(),
+                    "connections_after": now - before,
+                    "connections_back_s": time.monotonic() - ended,
+                    "rss_mb": usage.rss() / 2**20,
+                }
+            )
+        usage.finish()
+    finally:
+        server.stop()
+    first, second = halves
+    row = {
+        "variant": variant,
+        "cycles": first["cycles"] + second["cycles"],
+        "cycles_per_s": (first["cycles"] + second["cycles"]) / max(first["seconds"] + second["seconds"], 1e-9),
+        "cycle_ms": second["cycle_ms"],
+        "failures": {
+            k: first["failures"].get(k, 0) + second["failures"].get(k, 0)
+            for k in {**first["failures"], **second["failures"]}
+        },
+        "connections_left": second["connections_after"],
+        "connections_back_s": max(first["connections_back_s"], second["connections_back_s"]),
+        "rss_before_mb": usage.timeline[0][2] / 2**20,
+        "rss_half_mb": first["rss_mb"],
+        "rss_end_mb": second["rss_mb"],
+        "rss_timeline": [((t - start) / 1e9, rss / 2**20) for t, _, rss in usage.timeline[::5]],
+    }
+    say(
+        f"  {variant:17} {row['cycles']} cycles, {row['cycles_per_s']:.0f}/s, failures {row['failures'] or 'none'},"
+        f" {row['connections_left']:g} connections left, RSS {row['rss_before_mb']:.0f} → {row['rss_half_mb']:.0f}"
+        f" → {row['rss_end_mb']:.0f} MB"
+    )
+    return row
+
+
+def slow_consumers(variant: str, profile: Profile, work: Path, repeat: int) -> list[Row]:
+    """Scenario 5: one member per room stops reading until the server closes it (4001), then resumes; the others'
+    latency against the same load without the slow ones, and the server's peak RSS."""
+    rows: list[Row] = []
+    server = BenchServer(variant, work, SLOW).start()
+    try:
+        for slow in (True, False):
+            env = {
+                **{"BENCH_RATE": str(SLOW_RATE), "BENCH_ROOMS": str(SLOW_ROOMS), "BENCH_MEMBERS": str(SLOW_MEMBERS)},
+                **{"BENCH_TEXT_BYTES": str(SLOW_TEXT), "BENCH_CYCLES": "1"},
+            }
+            users = ["ChatMember", "SlowReader"] if slow else ["ChatMember"]
+            count = SLOW_ROOMS * SLOW_MEMBERS + (SLOW_ROOMS if slow else 0)
+            out = work / f"slow-{variant}-{slow}-{repeat}.json"
+            limit = 90 if slow else profile.seconds + 2 + WARMUP
+            run = locust(server, users, count, env, out, limit=limit)
+            counts = run.counts
+            sent = counts.get("sent", 0)
+            row = {
+                "variant": variant,
+                "slow_readers": SLOW_ROOMS if slow else 0,
+                "seconds": run.results.get("seconds", 0.0),
+                "sent": sent,
+                "delivered": counts.get("delivered", 0),
+                "expected": sent * SLOW_MEMBERS,
+                "complete": complete(counts, SLOW_ROOMS * SLOW_MEMBERS * SLOW_RATE, SLOW_MEMBERS),
+                "missing": counts.get("missing", 0),
+                "repeated_or_reordered": counts.get("repeated_or_reordered", 0),
+                "delivery_ms": run.percentiles("delivery", 50, 99),
+                "closed_after_s": run.latency("slow closed after").percentile(50) / 1000,
+                "slow_codes": {
+                    k.removeprefix("slow closed "): v for k, v in counts.items() if k.startswith("slow closed")
+                },
+                "slow_resumed": counts.get("slow resumed", 0),
+                "failures": run.failures(),
+                "peak_rss_mb": run.server.peak_rss() / 2**20,
+            }
+            rows.append(row)
+            say(
+                f"  {variant:17} {'with' if slow else 'without'} slow readers: healthy p99"
+                f" {row['delivery_ms']['99']:7.2f} ms, missed {row['missing']}, slow ones closed"
+                f" {row['slow_codes'] or '-'}, resumed {row['slow_resumed']}, failures {row['failures'] or 'none'},"
+                f" peak RSS {row['peak_rss_mb']:.0f} MB"
+            )
+    finally:
+        server.stop()
+    return rows
+
+
+def idle(variant: str, profile: Profile, work: Path, repeat: int) -> list[Row]:
+    """Scenario 6: RSS per idle chat connection (a member that only answers pings), at each count, in rooms of
+    ``IDLE_ROOM`` members."""
+    rows: list[Row] = []
+    for count in profile.idle:
+        server = BenchServer(variant, work).start()
+        try:
+            before = server.measure()
+            before.finish()
+            reached: dict[str, float] = {}
+            out = work / f"idle-{variant}-{count}-{repeat}.json"
+            run = locust(
+                server,
+                ["IdleMember"],
+                count,
+                {"BENCH_ROOMS": str(max(1, count // IDLE_ROOM))},
+                out,
+                limit=60 + 2 * count / IDLE_SPAWN_RATE,
+                spawn_rate=IDLE_SPAWN_RATE,
+                until=functools.partial(wait_for_connections, server, count, reached),
+            )
+        finally:
+            server.stop()
+        rss_before = before.rss() / 2**20
+        row = {
+            "variant": variant,
+            "connections": count,
+            "all_connected": "at" in reached,
+            "rss_before_mb": rss_before,
+            "rss_mb": reached["rss"],
+            "kb_per_connection": (reached["rss"] - rss_before) * 1024 / count,
+            "connect_ms": run.percentiles("connect", 50, 99),
+            "failures": run.failures(),
+        }
+        rows.append(row)
+        say(
+            f"  {variant:17} {count:5} idle connections{'' if row['all_connected'] else ' (not all connected)'}:"
+            f" RSS {rss_before:.0f} → {row['rss_mb']:.0f} MB, {row['kb_per_connection']:.1f} KB each,"
+            f" failures {row['failures'] or 'none'}"
+        )
+    return rows
+
+
+def wait_for_connections(server: BenchServer, count: int, reached: dict[str, float]) -> None:
+    """Until ``chat_connections`` is ``count`` (or a deadline): then the server's RSS (and when) in ``reached``."""
+    deadline = time.monotonic() + 30 + 2 * count / IDLE_SPAWN_RATE
+    while time.monotonic() < deadline:
+        if gauge(server.urls) >= count:
+            reached["at"] = time.monotonic()
+            break
+        time.sleep(0.2)  # poll interval
+    reached["rss"] = server.measure().finish()["peak_rss_mb"]
 
 
 def machine() -> dict[str, Any]:
@@ -172,32 +488,65 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("profile", choices=PROFILES)
     parser.add_argument("--only", default="", help="comma-separated variants (default: all)")
+    parser.add_argument("--scenarios", default="1,3,4,5,6", help="comma-separated (1 includes 2; default: all)")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default: results/<date>[-quick])")
     args = parser.parse_args()
     profile = PROFILES[args.profile]
+    scenarios = set(args.scenarios.split(","))
     chosen = [v for v in variants() if not args.only or v in args.only.split(",")]
     day = datetime.date.today().isoformat()
     out: Path = args.out or BENCH_DIR / "results" / (day if args.profile == "full" else f"{day}-quick")
     out.mkdir(parents=True, exist_ok=True)
-    print(f"Gate: a conformance smoke run against each chapter ({', '.join(chosen)})", flush=True)
+    say(f"Gate: a conformance smoke run against each chapter ({', '.join(chosen)})")
     passed = [v for v in chosen if gate(v.removesuffix("+redis"))]
-    rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="bench-") as work:
-        for repeat in range(profile.repeats):  # interleaved: every server once, then again
-            print(f"Fan-out, run {repeat + 1} of {profile.repeats}", flush=True)
-            for variant in passed:
-                rows += [{**row, "repeat": repeat} for row in fanout(variant, profile, Path(work), repeat)]
-    results = {
+    chats = [v for v in passed if v != "reference"]
+    results: dict[str, Any] = {
         "profile": args.profile,
         "settings": asdict(profile),
         "chat_settings": SETTINGS,
+        "scenario_settings": {
+            "disconnects": HEARTBEAT,
+            "idle": {"members_per_room": IDLE_ROOM},
+            "slow_consumers": {
+                **SLOW,
+                **{"rooms": SLOW_ROOMS, "members": SLOW_MEMBERS, "rate": SLOW_RATE, "text_bytes": SLOW_TEXT},
+            },
+        },
         "machine": machine(),
         "gated_out": sorted(set(chosen) - set(passed)),
-        "fanout": rows,
+        **{"fanout": [], "disconnects": [], "churn": [], "slow_consumers": [], "idle": []},
     }
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    with tempfile.TemporaryDirectory(prefix="bench-") as folder:
+        work = Path(folder)
+        for repeat in range(profile.repeats):  # interleaved: every server once, then again
+            note = f", run {repeat + 1} of {profile.repeats}" if profile.repeats > 1 else ""
+            if "1" in scenarios:
+                say(f"Scenarios 1 and 2, fan-out throughput and protocol overhead{note}")
+                for variant in passed:
+                    results["fanout"] += [{**row, "repeat": repeat} for row in fanout(variant, profile, work, repeat)]
+            if "3" in scenarios:
+                say(f"Scenario 3, disconnect handling{note}")
+                for variant in chats:
+                    results["disconnects"] += [
+                        {**r, "repeat": repeat} for r in disconnects(variant, profile, work, repeat)
+                    ]
+            if "4" in scenarios:
+                say(f"Scenario 4, churn{note}")
+                for variant in chats:
+                    results["churn"].append({**churn(variant, profile, work, repeat), "repeat": repeat})
+            if "5" in scenarios:
+                say(f"Scenario 5, slow consumers{note}")
+                for variant in chats:
+                    results["slow_consumers"] += [
+                        {**r, "repeat": repeat} for r in slow_consumers(variant, profile, work, repeat)
+                    ]
+            if "6" in scenarios and repeat == 0:  # once: 5000 connections take minutes per server to set up
+                say("Scenario 6, idle connections")
+                for variant in chats:
+                    results["idle"] += [{**r, "repeat": repeat} for r in idle(variant, profile, work, repeat)]
+            (out / "results.json").write_text(json.dumps(results, indent=1))  # after each round, in case
     write_report(results, out)
-    print(f"Results: {out / 'results.json'}; report: {out / 'REPORT.md'}")
+    say(f"Results: {out / 'results.json'}; report: {out / 'REPORT.md'}")
     return 0
 
 

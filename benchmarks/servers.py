@@ -3,11 +3,13 @@ started with the benchmarks' settings, pinned to their own cores, and measured w
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,42 +67,58 @@ def locust_command(*arguments: str) -> list[str]:
 
 @dataclass
 class Usage:
-    """CPU seconds and peak resident memory of a server's processes (Redis included), sampled every 100 ms."""
+    """CPU seconds and resident memory of some processes (a server's, Redis included; or Locust's), sampled every
+    100 ms with the time (time.time_ns()), so that the CPU of a part of the run can be told apart."""
 
     processes: list[psutil.Process]
-    cpu_start: float = 0.0
-    peak_rss: int = 0
+    timeline: list[tuple[int, float, int]] = field(default_factory=list)  # (ns, CPU seconds, RSS bytes)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        self.cpu_start = self.cpu_seconds()
+        self.take()
         self.thread = threading.Thread(target=self.sample, daemon=True)
         self.thread.start()
 
-    def cpu_seconds(self) -> float:
-        total = 0.0
+    def take(self) -> None:
+        cpu, rss = 0.0, 0
         for process in self.processes:
-            with contextlib.suppress(psutil.Error):  # a process that has just exited
+            with contextlib.suppress(psutil.Error), process.oneshot():  # psutil.Error: it has just exited
                 times = process.cpu_times()
-                total += times.user + times.system
-        return total
-
-    def rss(self) -> int:
-        total = 0
-        for process in self.processes:
-            with contextlib.suppress(psutil.Error):
-                total += process.memory_info().rss
-        return total
+                cpu += times.user + times.system
+                rss += process.memory_info().rss
+        self.timeline.append((time.time_ns(), cpu, rss))
 
     def sample(self) -> None:
         while not self.stop.wait(0.1):
-            self.peak_rss = max(self.peak_rss, self.rss())
+            self.take()
 
     def finish(self) -> dict[str, float]:
+        """Stop sampling: the CPU seconds used and the peak RSS since the start."""
         self.stop.set()
         self.thread.join()
-        self.peak_rss = max(self.peak_rss, self.rss())
-        return {"cpu_seconds": self.cpu_seconds() - self.cpu_start, "peak_rss_mb": self.peak_rss / 2**20}
+        self.take()
+        return {"cpu_seconds": self.cpu_between(0, 2**63), "peak_rss_mb": self.peak_rss() / 2**20}
+
+    def cpu_between(self, start_ns: int, end_ns: int) -> float:
+        """CPU seconds used from ``start_ns`` to ``end_ns`` (clipped to the samples, interpolated between them)."""
+        return self.cpu_at(end_ns) - self.cpu_at(start_ns)
+
+    def cpu_at(self, ns: int) -> float:
+        times = [sample[0] for sample in self.timeline]
+        i = bisect.bisect_left(times, ns)
+        if i == 0:
+            return self.timeline[0][1]
+        if i == len(times):
+            return self.timeline[-1][1]
+        (t0, c0, _), (t1, c1, _) = self.timeline[i - 1], self.timeline[i]
+        return c0 + (c1 - c0) * (ns - t0) / max(t1 - t0, 1)
+
+    def peak_rss(self) -> int:
+        return max(sample[2] for sample in self.timeline)
+
+    def rss(self) -> int:
+        """The latest sample's RSS, bytes."""
+        return self.timeline[-1][2]
 
 
 class BenchServer:
@@ -129,7 +147,8 @@ class BenchServer:
             # Redis is part of what this variant costs: pin it with the servers, and measure it too.
             assert self.server.redis.process is not None
             redis = psutil.Process(self.server.redis.process.pid)
-            redis.cpu_affinity(sorted(server_cores()))
+            for thread in redis.threads():  # its background threads too (psutil's cpu_affinity sets the first)
+                os.sched_setaffinity(thread.id, server_cores())
             members = [member.process for member in self.server.members]
             self.processes = [redis, *(psutil.Process(p.pid) for p in members if p is not None)]
         else:

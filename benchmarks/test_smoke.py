@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from run import Profile, churn, disconnects, idle, slow_consumers
 from servers import BenchServer, locust_command, server_cores
 from tests.harness import REPO
 
@@ -79,14 +80,53 @@ def test_two_processes_on_redis_are_pinned_and_measured(tmp_path: Path) -> None:
         assert len(server.urls) == 2
         assert len(server.processes) >= 3
         for process in server.processes:
-            assert set(process.cpu_affinity()) == server_cores(), process.cmdline()
+            for thread in process.threads():
+                assert os.sched_getaffinity(thread.id) == server_cores(), process.cmdline()
         assert server.measure().finish()["peak_rss_mb"] > 20
     finally:
         server.stop()
 
 
+TINY = Profile(seconds=2, repeats=1, rates=(2,), rooms=2, members=3, leaves=2, churn=40, idle=(30,))
+
+
+def test_disconnects(tmp_path: Path) -> None:
+    """Scenario 3: each way of leaving is heard by every member of the room, and the gauge comes back."""
+    rows = disconnects("websockets", TINY, tmp_path, 0)
+    assert [row["way"] for row in rows] == ["clean", "vanish", "silent"]
+    for row in rows:
+        assert row["failures"] == {} and row["missing"] == 0 and row["survivors_delivered"] > 0, row
+        assert 0 < row["heard_by_all_ms"]["50"] <= row["connections_back_ms"]["100"] + 100, row
+    codes = {row["way"]: row["leaver_codes"] for row in rows}
+    assert codes == {"clean": {"1000": 2}, "vanish": {"1006": 2}, "silent": {"4000": 2}}
+    silent = rows[2]["heard_by_all_ms"]["50"]
+    assert 1900 < silent < 4000, "CHAT_HEARTBEAT_TIMEOUT is 2 s in this scenario"
+
+
+def test_churn(tmp_path: Path) -> None:
+    """Scenario 4: every cycle completes, and no connection is left behind."""
+    row = churn("fastapi", TINY, tmp_path, 0)
+    assert row["cycles"] == 40 and row["failures"] == {} and row["connections_left"] == 0, row
+    assert len(row["rss_timeline"]) > 2
+
+
+def test_slow_consumers(tmp_path: Path) -> None:
+    """Scenario 5: every slow reader is closed with 4001 and resumes; the healthy members miss nothing."""
+    with_slow, without = slow_consumers("websockets", TINY, tmp_path, 0)
+    assert with_slow["slow_codes"] == {"4001": 2} and with_slow["slow_resumed"] == 2, with_slow
+    for row in (with_slow, without):
+        assert row["failures"] == {} and row["missing"] == 0 and row["repeated_or_reordered"] == 0, row
+        assert row["complete"], row
+
+
+def test_idle(tmp_path: Path) -> None:
+    """Scenario 6: every idle member connects, and the server's RSS grows with them."""
+    (row,) = idle("channels", TINY, tmp_path, 0)
+    assert row["all_connected"] and row["failures"] == {} and row["kb_per_connection"] > 0, row
+
+
 def test_report_from_results(tmp_path: Path) -> None:
-    """report.py turns results into REPORT.md (a table per scenario) and a chart."""
+    """report.py turns results into REPORT.md (a table per scenario) and its charts."""
     from report import write_report
 
     def row(variant: str, user: str, rate: float, delivered: int, p99: float) -> dict[str, Any]:
@@ -95,21 +135,61 @@ def test_report_from_results(tmp_path: Path) -> None:
             **{"variant": variant, "user": user, "rate": rate, "users": 10, "offered_per_s": 10 * rate},
             **{"sent": delivered // 5, "delivered": delivered, "deliveries_per_s": delivered / 4.0, "missing": 0},
             **{"repeated_or_reordered": 0, "failures": {}, "delivery_ms": latency, "ack_ms": latency},
-            **{"cpu_seconds": 0.5, "peak_rss_mb": 50.0, "repeat": 0},
+            **{"cpu_seconds": 0.5, "peak_rss_mb": 50.0, "repeat": 0, "generator_cpu": 0.4 if rate < 4 else 0.75},
         }
 
-    rows = [row("reference", "BareMember", rate, int(4000 * rate), 2.0 if rate < 8 else 500.0) for rate in (1, 4, 8)]
-    rows += [
+    fanout = [row("reference", "BareMember", rate, int(4000 * rate), 2.0 if rate < 8 else 500.0) for rate in (1, 4, 8)]
+    fanout += [
         row("fastapi", user, rate, int(3000 * rate), 5.0) for user in ("ChatMember", "BareMember") for rate in (1, 4)
     ]
+    times = {"50": 3.0, "99": 4.0, "100": 5.0}
+    disconnect: dict[str, Any] = {"heard_ms": times, "heard_by_all_ms": times, "connections_back_ms": times}
+    disconnect |= {"survivors_delivered": 90, "missing": 0, "repeated_or_reordered": 0, "failures": {}, "repeat": 0}
+    disconnect |= {"leaver_codes": {"1006": 3}}
+    churned: dict[str, Any] = {
+        "variant": "fastapi",
+        "cycles": 40,
+        "cycles_per_s": 20.0,
+        "cycle_ms": times,
+        "failures": {},
+    }
+    churned |= {"connections_left": 0.0, "rss_before_mb": 60.0, "rss_half_mb": 61.0, "rss_end_mb": 61.5, "repeat": 0}
+    churned |= {"rss_timeline": [[0.0, 60.0], [1.0, 61.0], [2.0, 61.5]]}
+    slow: dict[str, Any] = {
+        "variant": "fastapi",
+        "delivered": 100,
+        "expected": 100,
+        "complete": True,
+        "missing": 0,
+        "repeat": 0,
+    }
+    slow |= {"repeated_or_reordered": 0, "delivery_ms": times, "closed_after_s": 12.0, "failures": {}}
+    slow |= {"slow_codes": {"4001": 2}, "slow_resumed": 2, "peak_rss_mb": 70.0}
+    idle_row: dict[str, Any] = {
+        "variant": "fastapi",
+        "connections": 1000,
+        "all_connected": True,
+        "rss_before_mb": 60,
+        "rss_mb": 100,
+    }
+    idle_row |= {"kb_per_connection": 40.96, "connect_ms": times, "failures": {}, "repeat": 0}
     machine = {"cpu": "test", "cores": 2, "server_cores": [0], "generator_cores": [1], "python": "3.11"}
     results: dict[str, Any] = {
-        **{"profile": "quick", "settings": {}, "chat_settings": {}, "gated_out": [], "fanout": rows},
+        **{"profile": "quick", "settings": {}, "chat_settings": {}, "gated_out": [], "fanout": fanout},
         "machine": {**machine, "kernel": "6", "versions": {"locust": "2"}},
+        "disconnects": [{**disconnect, "variant": "fastapi", "way": way} for way in ("clean", "vanish", "silent")],
+        "churn": [churned],
+        "slow_consumers": [{**slow, "slow_readers": 2}, {**slow, "slow_readers": 0, "slow_codes": {}}],
+        "idle": [idle_row],
     }
     write_report(results, tmp_path)
     report = (tmp_path / "REPORT.md").read_text()
-    assert "Locust's own ceiling (the picows reference's best sustained bare room): 4,000 deliveries/s" in report
+    assert "the picows reference's best sustained bare room: 4,000 deliveries/s" in report
     assert "| fastapi | chat protocol | 3,000 | 75 % ⚠ generator-bound |" in report
     assert "| fastapi | 4/s | 5.00 | 5.00 |" in report
-    assert (tmp_path / "fanout.png").stat().st_size > 10_000
+    assert "| fastapi | vanish | 3.0 (5.0) | 3.0 (5.0) | 90 / 0 / 0 | 1006: 3 | none |" in report
+    assert "| fastapi | 40 | 20 | 3.0 / 4.0 | none | 0 | 60 → 61 → 62 | 0.5 |" in report
+    assert "| fastapi | 4.0 / 4.0 | 100 of 100, 0, 0 | 4001: 2 | 12.0 | 2 of 2 | none | 70 / 70 |" in report
+    assert "| fastapi | 1000 | 60 → 100 | 41.0 | 3.0 / 4.0 | none |" in report
+    for chart in ("fanout", "latency", "disconnects", "churn"):
+        assert (tmp_path / f"{chart}.png").stat().st_size > 10_000, chart

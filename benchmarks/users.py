@@ -7,18 +7,22 @@ import json
 import os
 import random
 import secrets
+import socket
 import time
 import urllib.parse
 import urllib.request
-from collections import Counter
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 import gevent
-from locust import User, constant_pacing, task
+from gevent.event import Event
+from locust import User, constant, constant_pacing, task
 from locust.exception import StopUser
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from gauge import gauge
 from histogram import Histogram
 
 # The load, from the environment (benchmarks/run.py sets these; `make bench-ui` takes the defaults).
@@ -34,7 +38,7 @@ WARMUP = float(os.environ.get("BENCH_WARMUP", "1"))  # seconds after every user 
 # test's stop. Only messages sent inside it count, at the sender and at every receiver.
 WINDOW = {"from": 2**63, "to": 0}
 # What every user of this process measured: written out at the end by the locustfile.
-LATENCY = {"connect": Histogram(), "ack": Histogram(), "delivery": Histogram()}
+LATENCY: defaultdict[str, Histogram] = defaultdict(Histogram)
 COUNTS: Counter[str] = Counter()
 NUMBERS = itertools.count(1)
 # Names and message ids unique to this Locust process: a server kept from an earlier run still has that run's
@@ -58,9 +62,10 @@ class Member(User):
         self.counter = itertools.count(1)
         self.last_seen: dict[str, int] = {}
         self.sent_at: dict[str, int] = {}
+        url = self.url()  # the chat's token request is not part of the connect time
         start = time.perf_counter_ns()
         try:
-            self.websocket = connect(self.url(), compression=None, max_size=None, open_timeout=10, close_timeout=2)
+            self.websocket = connect(url, compression=None, max_size=None, open_timeout=10, close_timeout=2)
         except Exception as exc:
             COUNTS["error connect"] += 1  # Locust stops this user: the run goes on one member short
             self.record("connect", start, exception=exc)
@@ -75,6 +80,9 @@ class Member(User):
         self.reader.join(timeout=5)
 
     @task
+    def chat(self) -> None:
+        self.send()  # not the task itself: Locust gives a subclass its base classes' tasks, whatever it overrides
+
     def send(self) -> None:
         n = next(self.counter)
         now = time.time_ns()
@@ -145,14 +153,29 @@ class Member(User):
         self.delivered(message)
 
 
+@dataclass
+class Watch:
+    """When the members of a room heard one user's ``presence.join`` or ``presence.leave`` (time.time_ns())."""
+
+    expected: int  # members that must hear it
+    heard: list[int] = field(default_factory=list)
+    done: Event = field(default_factory=Event)
+
+    def hear(self) -> None:
+        self.heard.append(time.time_ns())
+        if len(self.heard) >= self.expected:
+            self.done.set()
+
+
+# (frame type, user) -> Watch: set up by a Leaver or a SlowReader, filled in by the ChatMembers of its room.
+WATCHES: dict[tuple[str, str], Watch] = {}
+
+
 class ChatMember(Member):
     """A member of a chat room, speaking SPEC.md: token, welcome, chat.message → ack and fan-out, pings."""
 
     def url(self) -> str:
-        query = urllib.parse.urlencode({"user": f"u{RUN}-{self.number}"})
-        with urllib.request.urlopen(f"{self.target()}/api/token?{query}", timeout=10) as response:
-            token = json.load(response)["token"]
-        return f"{ws(self.target())}/ws/chat/{self.room}?token={token}"
+        return chat_url(self.target(), self.room, f"u{RUN}-{self.number}")
 
     def frame(self, n: int, text: str) -> str:
         message_id = f"{RUN}-{self.number}-{n}"
@@ -171,6 +194,10 @@ class ChatMember(Member):
                 self.record("ack", start)
         elif kind == "ping":
             self.websocket.send('{"type":"pong"}')
+        elif kind in ("presence.join", "presence.leave"):
+            watch = WATCHES.get((kind, frame["payload"]["user"]))
+            if watch is not None:
+                watch.hear()
         elif kind == "error":
             COUNTS[f"error {frame['payload']['code']}"] += 1
 
@@ -189,11 +216,241 @@ class EchoClient(Member):
         return f"{ws(self.target())}/ws/echo"
 
 
+# Scenarios 3-6 (benchmarks/run.py sets these).
+MEMBERS = int(os.environ.get("BENCH_MEMBERS", "20"))  # ChatMembers per room
+LEAVE = os.environ.get("BENCH_LEAVE", "clean")  # how a Leaver leaves: clean, vanish or silent
+CYCLES = int(os.environ.get("BENCH_CYCLES", "5"))  # a Leaver's leaves; the Churners' cycles, all together
+LEAVE_DEADLINE = 30.0  # seconds: a leave not heard by then is counted as an error
+STALL_DEADLINE = 60.0  # seconds a SlowReader waits, not reading, for the server to close it
+CONNECT = {"compression": None, "max_size": None, "open_timeout": 10, "close_timeout": 2}
+
+
+class Leaver(User):
+    """Scenario 3: one user that joins room bench-0 (whose ChatMembers stay) and leaves the way ``BENCH_LEAVE``
+    says, ``BENCH_CYCLES`` times, one leave at a time: ``clean`` (a close frame), ``vanish`` (the TCP connection
+    ends without one, as when a process is killed) or ``silent`` (the connection stays open but pings go
+    unanswered, as when a phone loses its network). Measured from the moment it leaves: until each member heard
+    the ``presence.leave``, and until ``chat_connections`` is back where it was. Then it ends the run."""
+
+    fixed_count = 1  # spawned before the ChatMembers; it waits for them and the warm-up
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        self.hosts = HOSTS or [str(self.host)]
+        self.silent = False
+        self.done = False
+        while time.time_ns() < WINDOW["from"]:
+            gevent.sleep(0.1)
+
+    @task
+    def leave_again_and_again(self) -> None:
+        if self.done:  # the run is ending
+            gevent.sleep(1)
+            return
+        self.done = True
+        for cycle in range(CYCLES):
+            self.cycle(cycle)
+        end_run(self)
+
+    def cycle(self, cycle: int) -> None:
+        host = self.hosts[cycle % len(self.hosts)]  # on two processes: every other leave is on the other one
+        user = f"l{RUN}-{cycle}"
+        before = gauge(self.hosts)
+        joined = WATCHES[("presence.join", user)] = Watch(MEMBERS)
+        left = WATCHES[("presence.leave", user)] = Watch(MEMBERS)
+        websocket = connect(chat_url(host, "bench-0", user), **CONNECT)  # type: ignore[arg-type]
+        self.silent = False
+        reader = gevent.spawn(self.answer_pings, websocket)
+        if not joined.done.wait(LEAVE_DEADLINE):
+            COUNTS["error join not heard"] += 1
+        left_at = time.time_ns()
+        if LEAVE == "clean":
+            websocket.close()
+        elif LEAVE == "vanish":
+            websocket.socket.shutdown(socket.SHUT_RDWR)  # FIN, and no close frame: the kernel of a killed process
+        else:
+            self.silent = True  # reads on, answers nothing
+        while gauge(self.hosts) > before:
+            if time.time_ns() - left_at > LEAVE_DEADLINE * 1e9:
+                COUNTS["error chat_connections not back"] += 1
+                break
+            gevent.sleep(0.002)  # poll interval
+        else:
+            LATENCY["connections back"].record(time.time_ns() - left_at)
+        if left.done.wait(LEAVE_DEADLINE):
+            for at in left.heard:
+                LATENCY["leave heard"].record(at - left_at)
+            LATENCY["leave heard by all"].record(max(left.heard) - left_at)
+        else:
+            COUNTS["error leave not heard by all"] += 1
+        reader.join(timeout=LEAVE_DEADLINE)
+        websocket.close()
+        COUNTS[f"leaver got {websocket.close_code}"] += 1  # clean: 1000 (its own); vanish: none; silent: 4000
+
+    def answer_pings(self, websocket: ClientConnection) -> None:
+        try:
+            for message in websocket:
+                if not self.silent and json.loads(message)["type"] == "ping":
+                    websocket.send('{"type":"pong"}')
+        except ConnectionClosed:
+            pass
+
+
+class Churner(User):
+    """Scenario 4: connect (token and handshake), send one message, wait for its ack, leave with a close frame,
+    and again; ``BENCH_CYCLES`` cycles over every Churner of the run, then it ends the run."""
+
+    wait_time = constant(0)
+    started = itertools.count(1)
+    finished = itertools.count(1)
+
+    def on_start(self) -> None:
+        self.number = next(NUMBERS)
+        self.room = f"bench-{self.number % ROOMS}"
+        self.hosts = HOSTS or [str(self.host)]
+
+    @task
+    def cycle(self) -> None:
+        n = next(Churner.started)
+        if n > CYCLES:  # the others are finishing theirs
+            gevent.sleep(1)
+            return
+        start = time.perf_counter_ns()
+        try:
+            self.chat_once(self.hosts[n % len(self.hosts)], n)
+        except Exception as exc:  # counted, and the run goes on: errors are what this scenario looks for
+            COUNTS[f"error {type(exc).__name__}"] += 1
+            LATENCY["cycle"].record(time.perf_counter_ns() - start)
+        else:
+            COUNTS["cycles"] += 1
+            LATENCY["cycle"].record(time.perf_counter_ns() - start)
+        if next(Churner.finished) == CYCLES:
+            end_run(self)
+
+    def chat_once(self, host: str, n: int) -> None:
+        message_id = f"{RUN}-c{n}"
+        with connect(chat_url(host, self.room, f"c{RUN}-{self.number}"), **CONNECT) as websocket:  # type: ignore[arg-type]
+            if json.loads(websocket.recv(timeout=10))["type"] != "welcome":
+                raise RuntimeError("the first frame was not the welcome")
+            websocket.send(json.dumps({"type": "chat.message", "id": message_id, "payload": {"text": "churn"}}))
+            while True:
+                frame = json.loads(websocket.recv(timeout=10))
+                if frame["type"] == "ack" and frame["id"] == message_id:
+                    break
+                if frame["type"] == "ping":
+                    websocket.send('{"type":"pong"}')
+        if websocket.close_code != 1000:
+            COUNTS[f"closed {websocket.close_code}"] += 1
+
+
+class SlowReader(User):
+    """Scenario 5: one per room, sending nothing, with a 4 KB receive buffer. It reads for a second, then stops
+    reading until the server gives up on it (SPEC.md §13.4: the room's members hear its leave), reads on to the
+    close (4001, or 1006 when it came back too late), resumes with ``since`` and ``epoch`` (§9) and checks that
+    the seqs go on without a gap; and again. Its deliveries are not in the healthy members' numbers."""
+
+    fixed_count = ROOMS
+    wait_time = constant(0)
+    numbers = itertools.count(0)
+    finished = itertools.count(1)
+    stalls = 0
+
+    def on_start(self) -> None:
+        self.number = next(SlowReader.numbers)
+        self.room = f"bench-{self.number % ROOMS}"
+        self.user = f"s{RUN}-{self.number}"
+        self.hosts = HOSTS or [str(self.host)]
+        self.seq = 0
+        self.epoch: str | None = None
+        while time.time_ns() < WINDOW["from"]:  # the room's members are there, and warmed up
+            gevent.sleep(0.1)
+        self.websocket = self.join()
+
+    def join(self) -> ClientConnection:
+        host = self.hosts[self.number % len(self.hosts)]
+        query: dict[str, str | int] = {"since": self.seq, "epoch": self.epoch} if self.epoch else {}
+        url = chat_url(host, self.room, self.user, **query)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: it sets the window
+        address = urllib.parse.urlsplit(host)
+        sock.connect((address.hostname, address.port))
+        websocket = connect(url, sock=sock, max_queue=1, **CONNECT)  # type: ignore[arg-type]
+        welcome = json.loads(websocket.recv(timeout=10))["payload"]
+        if self.epoch is not None:
+            COUNTS["slow resumed" if welcome["resumed"] else "error slow not resumed"] += 1
+        self.epoch = welcome["epoch"]
+        self.seq = self.seq or welcome["seq"]
+        return websocket
+
+    @task
+    def stall(self) -> None:
+        if self.stalls == CYCLES:  # done: a reader like any other, until the others are done too
+            self.read_for(1.0)
+            return
+        self.stalls += 1
+        self.read_for(1.0)
+        left = WATCHES[("presence.leave", self.user)] = Watch(1)
+        stalled_at = time.time_ns()
+        if left.done.wait(STALL_DEADLINE):  # not reading: the server's queue for it fills up, and it is closed
+            LATENCY["slow closed after"].record(left.heard[0] - stalled_at)
+            COUNTS[f"slow closed {self.read_for(10.0)}"] += 1  # reads what was on its way, up to the close
+            self.websocket = self.join()
+        else:
+            COUNTS["error slow not closed"] += 1
+        if next(SlowReader.finished) == ROOMS * CYCLES:
+            end_run(self)
+
+    def read_for(self, seconds: float) -> int | None:
+        """Read (and answer pings) for ``seconds``, or until the connection ends: its close code then."""
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                frame = json.loads(self.websocket.recv(timeout=remaining))
+            except TimeoutError:
+                return None
+            except ConnectionClosed:
+                return self.websocket.close_code
+            if frame["type"] == "chat.message":
+                seq = frame["seq"]
+                if seq > self.seq + 1:
+                    COUNTS["error slow seq gap"] += 1
+                elif seq <= self.seq:
+                    COUNTS["error slow seq repeated"] += 1
+                self.seq = max(self.seq, seq)
+                COUNTS["slow delivered"] += 1
+            elif frame["type"] == "ping":
+                self.websocket.send('{"type":"pong"}')
+        return None
+
+
+class IdleMember(ChatMember):
+    """Scenario 6: a chat member that connects, answers pings and sends nothing."""
+
+    wait_time = constant(1)
+
+    def send(self) -> None:
+        pass
+
+
+def end_run(user: User) -> None:
+    """End the Locust run from one of its users, once the task that calls this has returned."""
+    assert user.environment.runner is not None
+    gevent.spawn(user.environment.runner.quit)
+
+
 def ws(http_url: str) -> str:
     return "ws" + http_url.removeprefix("http")
+
+
+def chat_url(host: str, room: str, user: str, **query: str | int) -> str:
+    """The URL of ``room`` on ``host`` (http://…) for ``user``, with a token from ``/api/token`` (SPEC.md §3)."""
+    with urllib.request.urlopen(f"{host}/api/token?{urllib.parse.urlencode({'user': user})}", timeout=10) as answer:
+        token = json.load(answer)["token"]
+    return f"{ws(host)}/ws/chat/{room}?{urllib.parse.urlencode({'token': token, **query})}"
 
 
 def results() -> dict[str, Any]:
     """What this process measured, as JSON."""
     seconds = max(0, WINDOW["to"] - WINDOW["from"]) / 1e9
-    return {"latency": {name: h.to_json() for name, h in LATENCY.items()}, "counts": dict(COUNTS), "seconds": seconds}
+    latency = {name: h.to_json() for name, h in LATENCY.items()}
+    return {"latency": latency, "counts": dict(COUNTS), "seconds": seconds, "window": [WINDOW["from"], WINDOW["to"]]}
