@@ -16,6 +16,7 @@ from typing import Any
 from locust import events
 
 from users import (
+    COUNTS,
     WARMUP,
     WINDOW,
     BareMember,
@@ -34,6 +35,12 @@ __all__ = ["BareMember", "ChatMember", "Churner", "EchoClient", "IdleMember", "L
 @events.spawning_complete.add_listener  # type: ignore[untyped-decorator]  # Locust's events are untyped
 def start_measuring(**_: Any) -> None:
     WINDOW["from"] = time.time_ns() + int(WARMUP * 1e9)
+
+
+@events.user_error.add_listener  # type: ignore[untyped-decorator]
+def count_error(exception: Exception, **_: Any) -> None:
+    """An exception that ended a task or a user's start: a failure of the run, counted with the others."""
+    COUNTS[f"error {type(exception).__name__}"] += 1
 
 
 @events.test_stop.add_listener  # type: ignore[untyped-decorator]

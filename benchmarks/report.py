@@ -235,7 +235,7 @@ def disconnects_table(rows: list[Row]) -> list[str]:
     lines = header(
         [
             "server",
-            "way of leaving",
+            "way of leaving (leaves)",
             "heard by every member, ms: median (max)",
             "chat_connections back, ms: median (max)",
             "survivors: delivered / missed / repeated",
@@ -251,9 +251,12 @@ def disconnects_table(rows: list[Row]) -> list[str]:
         survivors = "{} / {} / {}".format(
             *(sum(r[k] for r in runs) for k in ("survivors_delivered", "missing", "repeated_or_reordered"))
         )
+        if not all(r.get("complete", True) for r in runs):
+            survivors += " ⚠ incomplete"
         codes = ", ".join(f"{code}: {n}" for code, n in total(runs, "leaver_codes").items())
         failures = ", ".join(f"{k}: {n}" for k, n in total(runs, "failures").items()) or "none"
-        lines.append(f"| {variant} | {way} | {heard} | {back} | {survivors} | {codes} | {failures} |")
+        leaves = sum(r["leaves"] for r in runs)
+        lines.append(f"| {variant} | {way} ({leaves}) | {heard} | {back} | {survivors} | {codes} | {failures} |")
     return lines
 
 
@@ -330,7 +333,8 @@ def idle_table(rows: list[Row]) -> list[str]:
             "idle connections",
             "RSS MB before → with them",
             "KB per connection",
-            "connect p50 / p99 ms",
+            "KB per added connection, from the smaller count",
+            "connect p50 / p99 ms (while 100 more connect per second)",
             "failures",
         ]
     )
@@ -338,12 +342,19 @@ def idle_table(rows: list[Row]) -> list[str]:
     for row in rows:
         groups[(row["variant"], row["connections"])].append(row)
     for (variant, count), runs in sorted(groups.items()):
+        smaller = [c for v, c in groups if v == variant and c < count]
+        marginal = "-"
+        if smaller:  # first-request setup (imports, caches) cancels out
+            below = groups[(variant, max(smaller))]
+            sizes = [float(statistics.median(r["rss_mb"] for r in rows)) for rows in (below, runs)]
+            connected = [float(statistics.median(r["connected"] for r in rows)) for rows in (below, runs)]
+            marginal = f"{(sizes[1] - sizes[0]) * 1024 / max(connected[1] - connected[0], 1):.1f}"
         reached = "" if all(r["all_connected"] for r in runs) else " (not all connected)"
         rss = " → ".join(f"{statistics.median(r[k] for r in runs):.0f}" for k in ("rss_before_mb", "rss_mb"))
         per = spread([r["kb_per_connection"] for r in runs], digits=1)
         connect = f"{median(runs, 'connect_ms', '50'):.1f} / {median(runs, 'connect_ms', '99'):.1f}"
         failures = ", ".join(f"{k}: {n}" for k, n in total(runs, "failures").items()) or "none"
-        lines.append(f"| {variant} | {count}{reached} | {rss} | {per} | {connect} | {failures} |")
+        lines.append(f"| {variant} | {count}{reached} | {rss} | {per} | {marginal} | {connect} | {failures} |")
     return lines
 
 
@@ -425,6 +436,9 @@ def write_report(results: dict[str, Any], out: Path) -> None:
         lines += ["## 5. Slow consumers", "", *slow_table(results["slow_consumers"]), ""]
     if results.get("idle"):
         lines += ["## 6. Idle connections", "", *idle_table(results["idle"]), ""]
+    if results.get("errors"):
+        lines += ["## Runs that failed", ""]
+        lines += [f"- {e['scenario']}, {e['variant']}: {e['error']}" for e in results["errors"]]
     (out / "REPORT.md").write_text("\n".join(lines))
 
 

@@ -40,6 +40,7 @@ WARMUP = 1.0  # seconds, after every user is spawned, before measuring (users.py
 STARTED = time.monotonic()
 
 Row = dict[str, Any]
+Scenario = Callable[[str, "Profile", Path, int], list[Row]]
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,9 @@ class Run:
     def generator_load(self) -> float:
         """Locust's CPU inside the measured window, as a share of the one core its one process can use."""
         start, end = self.window
-        return self.generator.cpu_between(start, end) / max((end - start) / 1e9, 1e-9)
+        if end <= start:
+            return 0.0
+        return self.generator.cpu_between(start, end) / ((end - start) / 1e9)
 
     def failures(self) -> dict[str, int]:
         return {k: v for k, v in self.counts.items() if k.startswith(("closed", "error", "send_after"))}
@@ -261,16 +264,17 @@ def disconnects(variant: str, profile: Profile, work: Path, repeat: int) -> list
     try:
         for way in ("clean", "vanish", "silent"):
             env = {
-                **{"BENCH_RATE": "1", "BENCH_ROOMS": str(rooms), "BENCH_MEMBERS": str(members)},
+                **{"BENCH_RATE": "2", "BENCH_ROOMS": str(rooms), "BENCH_MEMBERS": str(members)},
                 **{"BENCH_LEAVE": way, "BENCH_CYCLES": str(profile.leaves)},
             }
             out = work / f"disconnects-{variant}-{way}-{repeat}.json"
-            run = locust(server, ["ChatMember", "Leaver"], rooms * members + 1, env, out, limit=60 + 5 * profile.leaves)
+            run = locust(server, ["ChatMember", "Leaver"], rooms * members + 1, env, out, limit=60 + 6 * profile.leaves)
             counts = run.counts
             row: Row = {
                 "variant": variant,
                 "way": way,
-                "leaves": profile.leaves,
+                "leaves": counts.get("leaves", 0),
+                "complete": complete(counts, rooms * members, members),
                 "heard_ms": run.percentiles("leave heard", 50, 99),
                 "heard_by_all_ms": run.percentiles("leave heard by all", 50, 100),
                 "connections_back_ms": run.percentiles("connections back", 50, 100),
@@ -292,7 +296,7 @@ def disconnects(variant: str, profile: Profile, work: Path, repeat: int) -> list
     return rows
 
 
-def churn(variant: str, profile: Profile, work: Path, repeat: int) -> Row:
+def churn(variant: str, profile: Profile, work: Path, repeat: int) -> list[Row]:
     """Scenario 4: connect → chat → disconnect cycles, in two halves: errors, ``chat_connections`` back to
     where it was, and the server's RSS over the run (growth in the second half is what a leak looks like)."""
     server = BenchServer(variant, work).start()
@@ -312,7 +316,7 @@ def churn(variant: str, profile: Profile, work: Path, repeat: int) -> Row:
             halves.append(
                 {
                     "cycles": run.counts.get("cycles", 0),
-                    "seconds": run.results.get("seconds", 0.0),
+                    "seconds": run.results.get("span_seconds", 0.0),  # the first cycle's start to the last's end
                     "cycle_ms": run.percentiles("cycle", 50, 99),
                     "failures": run.failures(),
                     "connections_after": now - before,
@@ -327,7 +331,7 @@ def churn(variant: str, profile: Profile, work: Path, repeat: int) -> Row:
     row = {
         "variant": variant,
         "cycles": first["cycles"] + second["cycles"],
-        "cycles_per_s": (first["cycles"] + second["cycles"]) / max(first["seconds"] + second["seconds"], 1e-9),
+        "cycles_per_s": (first["cycles"] + second["cycles"]) / max(first["seconds"] + second["seconds"], 1e-3),
         "cycle_ms": second["cycle_ms"],
         "failures": {
             k: first["failures"].get(k, 0) + second["failures"].get(k, 0)
@@ -345,7 +349,7 @@ def churn(variant: str, profile: Profile, work: Path, repeat: int) -> Row:
         f" {row['connections_left']:g} connections left, RSS {row['rss_before_mb']:.0f} → {row['rss_half_mb']:.0f}"
         f" → {row['rss_end_mb']:.0f} MB"
     )
-    return row
+    return [row]
 
 
 def slow_consumers(variant: str, profile: Profile, work: Path, repeat: int) -> list[Row]:
@@ -424,10 +428,11 @@ def idle(variant: str, profile: Profile, work: Path, repeat: int) -> list[Row]:
         row = {
             "variant": variant,
             "connections": count,
-            "all_connected": "at" in reached,
+            "connected": reached["connected"],
+            "all_connected": reached["connected"] >= count,
             "rss_before_mb": rss_before,
             "rss_mb": reached["rss"],
-            "kb_per_connection": (reached["rss"] - rss_before) * 1024 / count,
+            "kb_per_connection": (reached["rss"] - rss_before) * 1024 / max(reached["connected"], 1),
             "connect_ms": run.percentiles("connect", 50, 99),
             "failures": run.failures(),
         }
@@ -441,13 +446,12 @@ def idle(variant: str, profile: Profile, work: Path, repeat: int) -> list[Row]:
 
 
 def wait_for_connections(server: BenchServer, count: int, reached: dict[str, float]) -> None:
-    """Until ``chat_connections`` is ``count`` (or a deadline): then the server's RSS (and when) in ``reached``."""
+    """Until ``chat_connections`` is ``count`` (or a deadline): then the connections and the server's RSS in
+    ``reached``."""
     deadline = time.monotonic() + 30 + 2 * count / IDLE_SPAWN_RATE
-    while time.monotonic() < deadline:
-        if gauge(server.urls) >= count:
-            reached["at"] = time.monotonic()
-            break
+    while (connected := gauge(server.urls)) < count and time.monotonic() < deadline:
         time.sleep(0.2)  # poll interval
+    reached["connected"] = connected
     reached["rss"] = server.measure().finish()["peak_rss_mb"]
 
 
@@ -514,36 +518,32 @@ def main() -> int:
         },
         "machine": machine(),
         "gated_out": sorted(set(chosen) - set(passed)),
-        **{"fanout": [], "disconnects": [], "churn": [], "slow_consumers": [], "idle": []},
+        **{"fanout": [], "disconnects": [], "churn": [], "slow_consumers": [], "idle": [], "errors": []},
     }
     with tempfile.TemporaryDirectory(prefix="bench-") as folder:
         work = Path(folder)
         for repeat in range(profile.repeats):  # interleaved: every server once, then again
             note = f", run {repeat + 1} of {profile.repeats}" if profile.repeats > 1 else ""
-            if "1" in scenarios:
-                say(f"Scenarios 1 and 2, fan-out throughput and protocol overhead{note}")
-                for variant in passed:
-                    results["fanout"] += [{**row, "repeat": repeat} for row in fanout(variant, profile, work, repeat)]
-            if "3" in scenarios:
-                say(f"Scenario 3, disconnect handling{note}")
-                for variant in chats:
-                    results["disconnects"] += [
-                        {**r, "repeat": repeat} for r in disconnects(variant, profile, work, repeat)
-                    ]
-            if "4" in scenarios:
-                say(f"Scenario 4, churn{note}")
-                for variant in chats:
-                    results["churn"].append({**churn(variant, profile, work, repeat), "repeat": repeat})
-            if "5" in scenarios:
-                say(f"Scenario 5, slow consumers{note}")
-                for variant in chats:
-                    results["slow_consumers"] += [
-                        {**r, "repeat": repeat} for r in slow_consumers(variant, profile, work, repeat)
-                    ]
-            if "6" in scenarios and repeat == 0:  # once: 5000 connections take minutes per server to set up
-                say("Scenario 6, idle connections")
-                for variant in chats:
-                    results["idle"] += [{**r, "repeat": repeat} for r in idle(variant, profile, work, repeat)]
+            steps: list[tuple[str, str, Scenario, list[str]]] = [
+                ("1", "Scenarios 1 and 2, fan-out throughput and protocol overhead", fanout, passed),
+                ("3", "Scenario 3, disconnect handling", disconnects, chats),
+                ("4", "Scenario 4, churn", churn, chats),
+                ("5", "Scenario 5, slow consumers", slow_consumers, chats),
+                ("6", "Scenario 6, idle connections", idle, chats if repeat == 0 else []),  # once: see README
+            ]
+            for number, title, scenario, servers in steps:
+                if number not in scenarios or not servers:
+                    continue
+                say(title + note)
+                key = scenario.__name__
+                for variant in servers:
+                    try:
+                        rows = scenario(variant, profile, work, repeat)
+                    except Exception as exc:  # one server's failure doesn't end the others' runs
+                        say(f"  {variant}: {key} failed: {exc!r}")
+                        results["errors"].append({"scenario": key, "variant": variant, "error": repr(exc)})
+                        continue
+                    results[key] += [{**row, "repeat": repeat} for row in rows]
             (out / "results.json").write_text(json.dumps(results, indent=1))  # after each round, in case
     write_report(results, out)
     say(f"Results: {out / 'results.json'}; report: {out / 'REPORT.md'}")

@@ -73,6 +73,7 @@ class Usage:
     processes: list[psutil.Process]
     timeline: list[tuple[int, float, int]] = field(default_factory=list)  # (ns, CPU seconds, RSS bytes)
     stop: threading.Event = field(default_factory=threading.Event)
+    cpu: dict[int, float] = field(default_factory=dict)  # pid -> CPU seconds last seen (kept once it has exited)
 
     def __post_init__(self) -> None:
         self.take()
@@ -80,13 +81,13 @@ class Usage:
         self.thread.start()
 
     def take(self) -> None:
-        cpu, rss = 0.0, 0
+        rss = 0
         for process in self.processes:
             with contextlib.suppress(psutil.Error), process.oneshot():  # psutil.Error: it has just exited
                 times = process.cpu_times()
-                cpu += times.user + times.system
+                self.cpu[process.pid] = times.user + times.system
                 rss += process.memory_info().rss
-        self.timeline.append((time.time_ns(), cpu, rss))
+        self.timeline.append((time.time_ns(), sum(self.cpu.values()), rss))
 
     def sample(self) -> None:
         while not self.stop.wait(0.1):

@@ -95,18 +95,19 @@ def test_disconnects(tmp_path: Path) -> None:
     rows = disconnects("websockets", TINY, tmp_path, 0)
     assert [row["way"] for row in rows] == ["clean", "vanish", "silent"]
     for row in rows:
-        assert row["failures"] == {} and row["missing"] == 0 and row["survivors_delivered"] > 0, row
-        assert 0 < row["heard_by_all_ms"]["50"] <= row["connections_back_ms"]["100"] + 100, row
+        assert row["failures"] == {} and row["missing"] == 0 and row["complete"] and row["leaves"] == 2, row
+        assert row["heard_by_all_ms"]["50"] > 0 and row["connections_back_ms"]["50"] > 0, row
     codes = {row["way"]: row["leaver_codes"] for row in rows}
     assert codes == {"clean": {"1000": 2}, "vanish": {"1006": 2}, "silent": {"4000": 2}}
     silent = rows[2]["heard_by_all_ms"]["50"]
-    assert 1900 < silent < 4000, "CHAT_HEARTBEAT_TIMEOUT is 2 s in this scenario"
+    assert 1500 < silent < 4000, "CHAT_HEARTBEAT_TIMEOUT is 2 s in this scenario, counted from the last pong"
 
 
 def test_churn(tmp_path: Path) -> None:
     """Scenario 4: every cycle completes, and no connection is left behind."""
-    row = churn("fastapi", TINY, tmp_path, 0)
+    (row,) = churn("fastapi", TINY, tmp_path, 0)
     assert row["cycles"] == 40 and row["failures"] == {} and row["connections_left"] == 0, row
+    assert 1 < row["cycles_per_s"] < 5000, row
     assert len(row["rss_timeline"]) > 2
 
 
@@ -122,7 +123,7 @@ def test_slow_consumers(tmp_path: Path) -> None:
 def test_idle(tmp_path: Path) -> None:
     """Scenario 6: every idle member connects, and the server's RSS grows with them."""
     (row,) = idle("channels", TINY, tmp_path, 0)
-    assert row["all_connected"] and row["failures"] == {} and row["kb_per_connection"] > 0, row
+    assert row["all_connected"] and row["failures"] == {} and 1 < row["kb_per_connection"] < 1000, row
 
 
 def test_report_from_results(tmp_path: Path) -> None:
@@ -145,7 +146,7 @@ def test_report_from_results(tmp_path: Path) -> None:
     times = {"50": 3.0, "99": 4.0, "100": 5.0}
     disconnect: dict[str, Any] = {"heard_ms": times, "heard_by_all_ms": times, "connections_back_ms": times}
     disconnect |= {"survivors_delivered": 90, "missing": 0, "repeated_or_reordered": 0, "failures": {}, "repeat": 0}
-    disconnect |= {"leaver_codes": {"1006": 3}}
+    disconnect |= {"leaver_codes": {"1006": 3}, "leaves": 5, "complete": True}
     churned: dict[str, Any] = {
         "variant": "fastapi",
         "cycles": 40,
@@ -172,7 +173,7 @@ def test_report_from_results(tmp_path: Path) -> None:
         "rss_before_mb": 60,
         "rss_mb": 100,
     }
-    idle_row |= {"kb_per_connection": 40.96, "connect_ms": times, "failures": {}, "repeat": 0}
+    idle_row |= {"kb_per_connection": 40.96, "connect_ms": times, "failures": {}, "repeat": 0, "connected": 1000}
     machine = {"cpu": "test", "cores": 2, "server_cores": [0], "generator_cores": [1], "python": "3.11"}
     results: dict[str, Any] = {
         **{"profile": "quick", "settings": {}, "chat_settings": {}, "gated_out": [], "fanout": fanout},
@@ -180,16 +181,20 @@ def test_report_from_results(tmp_path: Path) -> None:
         "disconnects": [{**disconnect, "variant": "fastapi", "way": way} for way in ("clean", "vanish", "silent")],
         "churn": [churned],
         "slow_consumers": [{**slow, "slow_readers": 2}, {**slow, "slow_readers": 0, "slow_codes": {}}],
-        "idle": [idle_row],
+        "idle": [
+            idle_row,
+            {**idle_row, "connections": 5000, "connected": 5000, "rss_mb": 200, "kb_per_connection": 28.67},
+        ],
     }
     write_report(results, tmp_path)
     report = (tmp_path / "REPORT.md").read_text()
     assert "the picows reference's best sustained bare room: 4,000 deliveries/s" in report
     assert "| fastapi | chat protocol | 3,000 | 75 % ⚠ generator-bound |" in report
     assert "| fastapi | 4/s | 5.00 | 5.00 |" in report
-    assert "| fastapi | vanish | 3.0 (5.0) | 3.0 (5.0) | 90 / 0 / 0 | 1006: 3 | none |" in report
+    assert "| fastapi | vanish (5) | 3.0 (5.0) | 3.0 (5.0) | 90 / 0 / 0 | 1006: 3 | none |" in report
     assert "| fastapi | 40 | 20 | 3.0 / 4.0 | none | 0 | 60 → 61 → 62 | 0.5 |" in report
     assert "| fastapi | 4.0 / 4.0 | 100 of 100, 0, 0 | 4001: 2 | 12.0 | 2 of 2 | none | 70 / 70 |" in report
-    assert "| fastapi | 1000 | 60 → 100 | 41.0 | 3.0 / 4.0 | none |" in report
+    assert "| fastapi | 1000 | 60 → 100 | 41.0 | - | 3.0 / 4.0 | none |" in report
+    assert "| fastapi | 5000 | 60 → 200 | 28.7 | 25.6 | 3.0 / 4.0 | none |" in report
     for chart in ("fanout", "latency", "disconnects", "churn"):
         assert (tmp_path / f"{chart}.png").stat().st_size > 10_000, chart

@@ -20,7 +20,7 @@ def main(variant: str) -> int:
         try:
             print(f"{variant} on {', '.join(server.urls)}; Locust's UI on http://127.0.0.1:8089 (Ctrl+C stops both).")
             print("Users: ChatMember (the chat), BareMember (the framework's bare room), EchoClient (/ws/echo).")
-            command = locust_command("--host", server.urls[0], "--web-host", "127.0.0.1")
+            command = locust_command("--host", server.urls[0], "--web-host", "127.0.0.1", "--class-picker")
             with contextlib.suppress(KeyboardInterrupt):
                 return subprocess.call(command)
             return 0

@@ -17,7 +17,7 @@ from typing import Any
 
 import gevent
 from gevent.event import Event
-from locust import User, constant, constant_pacing, task
+from locust import User, constant, task
 from locust.exception import StopUser
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
@@ -32,6 +32,7 @@ TEXT_BYTES = int(os.environ.get("BENCH_TEXT_BYTES", "64"))  # padded to about th
 # Several processes of one server (a "+redis" variant): users connect to them in turn. Default: --host.
 HOSTS = [host for host in os.environ.get("BENCH_HOSTS", "").split(",") if host]
 
+CONNECT = {"compression": None, "max_size": None, "open_timeout": 10, "close_timeout": 2}  # websockets' connect()
 WARMUP = float(os.environ.get("BENCH_WARMUP", "1"))  # seconds after every user is spawned before measuring
 
 # The measured window, in ns of time.time_ns(): from the locustfile's spawning_complete (+ WARMUP) to the
@@ -41,6 +42,8 @@ WINDOW = {"from": 2**63, "to": 0}
 LATENCY: defaultdict[str, Histogram] = defaultdict(Histogram)
 COUNTS: Counter[str] = Counter()
 NUMBERS = itertools.count(1)
+# From the first Churner's first cycle to the last one's end, in ns of time.time_ns().
+SPAN = {"from": 2**63, "to": 0}
 # Names and message ids unique to this Locust process: a server kept from an earlier run still has that run's
 # ids in its history, and would take a repeated id for a retry (SPEC.md §8): acked, but not broadcast again.
 RUN = os.environ.get("BENCH_RUN") or secrets.token_hex(4)
@@ -52,9 +55,16 @@ class Member(User):
     out of order, instead of assuming it."""
 
     abstract = True
-    wait_time = constant_pacing(1 / RATE)
-    websocket: ClientConnection
+    websocket: ClientConnection | None = None
     leaving = False
+    next_send = 0.0  # time.monotonic()
+
+    def wait_time(self) -> float:
+        """``RATE`` sends per second, each user at its own phase. (Locust's constant_pacing counts from the user's
+        creation: users spawned in the same batch all send in the same instant, and their bursts, not the server,
+        would set the latency.)"""
+        self.next_send += 1 / RATE
+        return max(0.0, self.next_send - time.monotonic())
 
     def on_start(self) -> None:
         self.number = next(NUMBERS)
@@ -62,22 +72,25 @@ class Member(User):
         self.counter = itertools.count(1)
         self.last_seen: dict[str, int] = {}
         self.sent_at: dict[str, int] = {}
-        url = self.url()  # the chat's token request is not part of the connect time
         start = time.perf_counter_ns()
         try:
-            self.websocket = connect(url, compression=None, max_size=None, open_timeout=10, close_timeout=2)
+            url = self.url()
+            start = time.perf_counter_ns()  # the chat's token request is not part of the connect time
+            self.websocket = connect(url, **CONNECT)  # type: ignore[arg-type]
         except Exception as exc:
-            COUNTS["error connect"] += 1  # Locust stops this user: the run goes on one member short
+            COUNTS["error connect"] += 1  # the run goes on one member short
             self.record("connect", start, exception=exc)
-            raise
+            raise StopUser() from exc
         self.record("connect", start)
         self.reader = gevent.spawn(self.read)
-        gevent.sleep(random.random() / RATE)  # users that started together don't send together
+        gevent.sleep(random.random() / RATE)  # a phase of its own
+        self.next_send = time.monotonic()
 
     def on_stop(self) -> None:
         self.leaving = True
-        self.websocket.close()
-        self.reader.join(timeout=5)
+        if self.websocket is not None:
+            self.websocket.close()
+            self.reader.join(timeout=5)
 
     @task
     def chat(self) -> None:
@@ -87,6 +100,7 @@ class Member(User):
         n = next(self.counter)
         now = time.time_ns()
         text = f"{now} {self.number} {n} ".ljust(TEXT_BYTES, "x")
+        assert self.websocket is not None
         try:
             self.websocket.send(self.frame(n, text))
         except ConnectionClosed:
@@ -96,6 +110,7 @@ class Member(User):
             COUNTS["sent"] += 1
 
     def read(self) -> None:
+        assert self.websocket is not None
         try:
             for message in self.websocket:
                 self.received(str(message))
@@ -132,7 +147,7 @@ class Member(User):
 
     def closed(self) -> None:
         """The connection ended: unless this user was leaving, count how (by close code)."""
-        if not self.leaving:
+        if not self.leaving and self.websocket is not None:
             COUNTS[f"closed {self.websocket.close_code}"] += 1
 
     def target(self) -> str:
@@ -192,7 +207,7 @@ class ChatMember(Member):
             start = self.sent_at.pop(frame["id"], None)
             if start is not None:
                 self.record("ack", start)
-        elif kind == "ping":
+        elif kind == "ping" and self.websocket is not None:
             self.websocket.send('{"type":"pong"}')
         elif kind in ("presence.join", "presence.leave"):
             watch = WATCHES.get((kind, frame["payload"]["user"]))
@@ -222,23 +237,25 @@ LEAVE = os.environ.get("BENCH_LEAVE", "clean")  # how a Leaver leaves: clean, va
 CYCLES = int(os.environ.get("BENCH_CYCLES", "5"))  # a Leaver's leaves; the Churners' cycles, all together
 LEAVE_DEADLINE = 30.0  # seconds: a leave not heard by then is counted as an error
 STALL_DEADLINE = 60.0  # seconds a SlowReader waits, not reading, for the server to close it
-CONNECT = {"compression": None, "max_size": None, "open_timeout": 10, "close_timeout": 2}
 
 
 class Leaver(User):
     """Scenario 3: one user that joins room bench-0 (whose ChatMembers stay) and leaves the way ``BENCH_LEAVE``
     says, ``BENCH_CYCLES`` times, one leave at a time: ``clean`` (a close frame), ``vanish`` (the TCP connection
-    ends without one, as when a process is killed) or ``silent`` (the connection stays open but pings go
-    unanswered, as when a phone loses its network). Measured from the moment it leaves: until each member heard
-    the ``presence.leave``, and until ``chat_connections`` is back where it was. Then it ends the run."""
+    ends without one, as when a process is killed) or ``silent`` (it answers one more ping, then nothing, as when
+    a phone loses its network). Measured from the moment it leaves (for ``silent``, its last pong): until each
+    member heard the ``presence.leave``, and until ``chat_connections`` is back where it was. Then it ends the
+    run."""
 
     fixed_count = 1  # spawned before the ChatMembers; it waits for them and the warm-up
     wait_time = constant(0)
 
     def on_start(self) -> None:
         self.hosts = HOSTS or [str(self.host)]
-        self.silent = False
         self.done = False
+        self.last_pong = Event()  # set, in silent mode, once the pong after which it goes silent is sent
+        self.last_pong_at = 0
+        self.going_silent = False
         while time.time_ns() < WINDOW["from"]:
             gevent.sleep(0.1)
 
@@ -259,17 +276,22 @@ class Leaver(User):
         joined = WATCHES[("presence.join", user)] = Watch(MEMBERS)
         left = WATCHES[("presence.leave", user)] = Watch(MEMBERS)
         websocket = connect(chat_url(host, "bench-0", user), **CONNECT)  # type: ignore[arg-type]
-        self.silent = False
+        self.going_silent = False
+        self.last_pong.clear()
         reader = gevent.spawn(self.answer_pings, websocket)
         if not joined.done.wait(LEAVE_DEADLINE):
             COUNTS["error join not heard"] += 1
-        left_at = time.time_ns()
         if LEAVE == "clean":
+            left_at = time.time_ns()
             websocket.close()
         elif LEAVE == "vanish":
+            left_at = time.time_ns()
             websocket.socket.shutdown(socket.SHUT_RDWR)  # FIN, and no close frame: the kernel of a killed process
         else:
-            self.silent = True  # reads on, answers nothing
+            self.going_silent = True  # answers the next ping, then nothing (and reads on)
+            if not self.last_pong.wait(LEAVE_DEADLINE):
+                COUNTS["error no ping"] += 1
+            left_at = self.last_pong_at
         while gauge(self.hosts) > before:
             if time.time_ns() - left_at > LEAVE_DEADLINE * 1e9:
                 COUNTS["error chat_connections not back"] += 1
@@ -286,12 +308,17 @@ class Leaver(User):
         reader.join(timeout=LEAVE_DEADLINE)
         websocket.close()
         COUNTS[f"leaver got {websocket.close_code}"] += 1  # clean: 1000 (its own); vanish: none; silent: 4000
+        COUNTS["leaves"] += 1
+        gevent.sleep(0.5)  # the members' messages flow on between one leave and the next
 
     def answer_pings(self, websocket: ClientConnection) -> None:
         try:
             for message in websocket:
-                if not self.silent and json.loads(message)["type"] == "ping":
+                if json.loads(message)["type"] == "ping" and not self.last_pong.is_set():
                     websocket.send('{"type":"pong"}')
+                    if self.going_silent:
+                        self.last_pong_at = time.time_ns()
+                        self.last_pong.set()
         except ConnectionClosed:
             pass
 
@@ -316,14 +343,15 @@ class Churner(User):
             gevent.sleep(1)
             return
         start = time.perf_counter_ns()
+        SPAN["from"] = min(SPAN["from"], time.time_ns())
         try:
             self.chat_once(self.hosts[n % len(self.hosts)], n)
         except Exception as exc:  # counted, and the run goes on: errors are what this scenario looks for
             COUNTS[f"error {type(exc).__name__}"] += 1
-            LATENCY["cycle"].record(time.perf_counter_ns() - start)
         else:
             COUNTS["cycles"] += 1
-            LATENCY["cycle"].record(time.perf_counter_ns() - start)
+        LATENCY["cycle"].record(time.perf_counter_ns() - start)
+        SPAN["to"] = max(SPAN["to"], time.time_ns())
         if next(Churner.finished) == CYCLES:
             end_run(self)
 
@@ -393,8 +421,14 @@ class SlowReader(User):
         stalled_at = time.time_ns()
         if left.done.wait(STALL_DEADLINE):  # not reading: the server's queue for it fills up, and it is closed
             LATENCY["slow closed after"].record(left.heard[0] - stalled_at)
-            COUNTS[f"slow closed {self.read_for(10.0)}"] += 1  # reads what was on its way, up to the close
-            self.websocket = self.join()
+            code = self.read_for(10.0)  # what was on its way, up to the close
+            COUNTS[f"slow closed {code}" if code else "error slow left but not closed"] += 1
+            self.websocket.close()
+            try:
+                self.websocket = self.join()
+            except Exception as exc:
+                COUNTS[f"error slow rejoin {type(exc).__name__}"] += 1
+                self.stalls = CYCLES  # and it reads no more: it counts as done, so that the run ends
         else:
             COUNTS["error slow not closed"] += 1
         if next(SlowReader.finished) == ROOMS * CYCLES:
@@ -402,6 +436,9 @@ class SlowReader(User):
 
     def read_for(self, seconds: float) -> int | None:
         """Read (and answer pings) for ``seconds``, or until the connection ends: its close code then."""
+        if self.websocket.close_code is not None:  # a rejoin failed: nothing to read
+            gevent.sleep(seconds)
+            return None
         deadline = time.monotonic() + seconds
         while (remaining := deadline - time.monotonic()) > 0:
             try:
@@ -433,9 +470,12 @@ class IdleMember(ChatMember):
 
 
 def end_run(user: User) -> None:
-    """End the Locust run from one of its users, once the task that calls this has returned."""
-    assert user.environment.runner is not None
-    gevent.spawn(user.environment.runner.quit)
+    """End the Locust run from one of its users, once the task that calls this has returned (in the web UI, stop
+    the test and keep the UI)."""
+    runner = user.environment.runner
+    assert runner is not None
+    headless = getattr(user.environment.parsed_options, "headless", True)
+    gevent.spawn(runner.quit if headless else runner.stop)
 
 
 def ws(http_url: str) -> str:
@@ -453,4 +493,6 @@ def results() -> dict[str, Any]:
     """What this process measured, as JSON."""
     seconds = max(0, WINDOW["to"] - WINDOW["from"]) / 1e9
     latency = {name: h.to_json() for name, h in LATENCY.items()}
-    return {"latency": latency, "counts": dict(COUNTS), "seconds": seconds, "window": [WINDOW["from"], WINDOW["to"]]}
+    span = max(0, SPAN["to"] - SPAN["from"]) / 1e9
+    window = [WINDOW["from"], WINDOW["to"]]
+    return {"latency": latency, "counts": dict(COUNTS), "seconds": seconds, "window": window, "span_seconds": span}
