@@ -60,7 +60,14 @@ class Profile:
 PROFILES = {
     "quick": Profile(seconds=4, repeats=1, rates=(1, 2, 4), rooms=4, members=10, leaves=2, churn=600, idle=(200, 1000)),
     "full": Profile(
-        seconds=10, repeats=3, rates=(0.5, 1, 2, 4, 8, 16), rooms=10, members=20, leaves=5, churn=3000, idle=(1000, 5000)
+        seconds=10,
+        repeats=3,
+        rates=(0.5, 1, 2, 4, 8, 16),
+        rooms=10,
+        members=20,
+        leaves=5,
+        churn=3000,
+        idle=(1000, 5000),
     ),
 }
 
