@@ -55,12 +55,13 @@ def spread(values: list[float], digits: int = 0) -> str:
     return f"{middle:,.{digits}f} ({min(values):,.{digits}f} to {max(values):,.{digits}f})"
 
 
-def fanout_table(rows: list[Row]) -> list[str]:
-    """Scenario 1, one line per server and kind of message."""
+def fanout_table(rows: list[Row], ceiling: float) -> list[str]:
+    """Scenario 1, one line per server and kind of message; ``ceiling``: the reference's best, 0 if unknown."""
     columns = [
         "server",
         "messages",
         "max sustained deliveries/s (median, range)",
+        "% of the reference's",
         "Locust's CPU at it",
         "p50 / p95 / p99 ms at half of it",
         "server CPU ms per 1000 deliveries",
@@ -76,7 +77,7 @@ def fanout_table(rows: list[Row]) -> list[str]:
         if not bests:
             first = min((r for runs in repeats.values() for r in runs), key=lambda r: r["rate"])
             at = f"none sustained: at {first['rate']:g}/s each, {first['deliveries_per_s']:,.0f}/s, {why(first)}"
-            lines.append(f"| {variant} | {kind(user)} | {at} | {100 * first.get('generator_cpu', 0):.0f} % | | | |")
+            lines.append(f"| {variant} | {kind(user)} | {at} | | {100 * first.get('generator_cpu', 0):.0f} % | | | |")
             continue
         load = statistics.median(b.get("generator_cpu", 0.0) for b in bests)
         flag = " ⚠ generator-bound" if load > GENERATOR_BOUND else ""
@@ -91,7 +92,17 @@ def fanout_table(rows: list[Row]) -> list[str]:
         )
         cpu = statistics.median(1e6 * b["cpu_seconds"] / max(b["delivered"], 1) for b in bests)
         rss = max(b["peak_rss_mb"] for b in bests)
-        cells = [variant, kind(user), spread(maxima), f"{100 * load:.0f} %{flag}", latency, f"{cpu:.0f}", f"{rss:.0f}"]
+        share = f"{100 * statistics.median(maxima) / ceiling:.0f} %" if ceiling else "-"
+        cells = [
+            variant,
+            kind(user),
+            spread(maxima),
+            share,
+            f"{100 * load:.0f} %{flag}",
+            latency,
+            f"{cpu:.0f}",
+            f"{rss:.0f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -414,7 +425,7 @@ def write_report(results: dict[str, Any], out: Path) -> None:
             + f". A result measured while Locust used more than {100 * GENERATOR_BOUND:.0f} % of its core is flagged"
             " ⚠ generator-bound: it is close to Locust's own ceiling for that work, and measures Locust.",
             "",
-            *fanout_table(rows),
+            *fanout_table(rows, ceiling),
             "",
             "![Fan-out throughput](fanout.png)",
             "",

@@ -541,7 +541,7 @@ def main() -> int:
             for number, title, scenario, servers in steps:
                 if number not in scenarios or not servers:
                     continue
-                say(title + note)
+                say(title + (" (once)" if number == "6" else note))
                 key = scenario.__name__
                 for variant in servers:
                     try:
