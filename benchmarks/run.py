@@ -441,7 +441,8 @@ def idle(variant: str, profile: Profile, work: Path, repeat: int) -> list[Row]:
             "rss_mb": reached["rss"],
             "kb_per_connection": (reached["rss"] - rss_before) * 1024 / max(reached["connected"], 1),
             "connect_ms": run.percentiles("connect", 50, 99),
-            "failures": run.failures(),
+            "failures": run.failures()
+            | ({"metrics unanswered": unanswered} if (unanswered := int(reached["metrics_unanswered"])) else {}),
         }
         rows.append(row)
         say(
@@ -454,11 +455,16 @@ def idle(variant: str, profile: Profile, work: Path, repeat: int) -> list[Row]:
 
 def wait_for_connections(server: BenchServer, count: int, reached: dict[str, float]) -> None:
     """Until ``chat_connections`` is ``count`` (or a deadline): then the connections and the server's RSS in
-    ``reached``."""
+    ``reached``. A server too busy connecting to answer ``/metrics`` in time is asked again."""
     deadline = time.monotonic() + 30 + 2 * count / IDLE_SPAWN_RATE
-    while (connected := gauge(server.urls)) < count and time.monotonic() < deadline:
+    connected, unanswered = 0.0, 0
+    while connected < count and time.monotonic() < deadline:
+        try:
+            connected = gauge(server.urls)
+        except OSError:  # urllib's URLError and timeouts
+            unanswered += 1
         time.sleep(0.2)  # poll interval
-    reached["connected"] = connected
+    reached |= {"connected": connected, "metrics_unanswered": unanswered}
     reached["rss"] = server.measure().finish()["peak_rss_mb"]
 
 

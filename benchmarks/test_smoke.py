@@ -188,7 +188,7 @@ def test_report_from_results(tmp_path: Path) -> None:
     }
     write_report(results, tmp_path)
     report = (tmp_path / "REPORT.md").read_text()
-    assert "the picows reference's best sustained bare room: 4,000 deliveries/s" in report
+    assert "the picows reference's best sustained bare room (median of the runs): 4,000 deliveries/s" in report
     assert "| fastapi | chat protocol | 3,000 | 75 % | 75 % ⚠ generator-bound |" in report
     assert "| fastapi | 4/s | 5.00 | 5.00 |" in report
     assert "| fastapi | vanish (5) | 3.0 (5.0) | 3.0 (5.0) | 90 / 0 / 0 | 1006: 3 | none |" in report
