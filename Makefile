@@ -83,7 +83,7 @@ test-running: install ## Run the conformance suite against a running server: CHA
 	@test -n "$$CHAT_SERVER_URL" || { echo 'Set CHAT_SERVER_URL, e.g. CHAT_SERVER_URL=http://127.0.0.1:8001 make test-running'; exit 2; }
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
-bench-quick: install ## Benchmarks, every scenario, small (about 10 minutes): benchmarks/results/<date>-quick/REPORT.md
+bench-quick: install ## Benchmarks, every scenario, small (about 12 minutes): benchmarks/results/<date>-quick/REPORT.md
 	$(PY) benchmarks/run.py quick $(if $(IMPL),--only=$(IMPL))
 
 bench: install ## Benchmarks, every scenario, full size, 3 interleaved runs (about an hour): benchmarks/results/<date>/REPORT.md

@@ -33,7 +33,7 @@ def why(row: Row) -> str:
     if row["missing"] or row["repeated_or_reordered"] or not row.get("complete", True):
         reasons.append(f"{row['delivered']} of {row['expected']} delivered")
     if row["failures"]:
-        reasons.append(", ".join(f"{k}: {n}" for k, n in row["failures"].items()))
+        reasons.append(listed(row["failures"]))
     if row.get("generator_saturated"):
         reasons.append("Locust saturated")
     return "; ".join(reasons) or "sustained"
@@ -268,8 +268,8 @@ def disconnects_table(rows: list[Row]) -> list[str]:
         )
         if not all(r.get("complete", True) for r in runs):
             survivors += " ⚠ incomplete"
-        codes = ", ".join(f"{code}: {n}" for code, n in total(runs, "leaver_codes").items())
-        failures = ", ".join(f"{k}: {n}" for k, n in total(runs, "failures").items()) or "none"
+        codes = listed(total(runs, "leaver_codes"))
+        failures = listed(total(runs, "failures")) or "none"
         leaves = sum(r["leaves"] for r in runs)
         lines.append(f"| {variant} | {way} ({leaves}) | {heard} | {back} | {survivors} | {codes} | {failures} |")
     return lines
@@ -296,7 +296,7 @@ def churn_table(rows: list[Row]) -> list[str]:
         cycles = sum(r["cycles"] for r in runs)
         rate = spread([r["cycles_per_s"] for r in runs])
         cycle = f"{median(runs, 'cycle_ms', '50'):.1f} / {median(runs, 'cycle_ms', '99'):.1f}"
-        failures = ", ".join(f"{k}: {n}" for k, n in total(runs, "failures").items()) or "none"
+        failures = listed(total(runs, "failures")) or "none"
         left = max(r["connections_left"] for r in runs)
         rss = " → ".join(
             f"{statistics.median(r[k] for r in runs):.0f}" for k in ("rss_before_mb", "rss_half_mb", "rss_end_mb")
@@ -331,10 +331,10 @@ def slow_table(rows: list[Row]) -> list[str]:
         healthy = "{} of {}, {}, {}".format(
             *(sum(r[k] for r in with_) for k in ("delivered", "expected", "missing", "repeated_or_reordered"))
         ) + ("" if all(r["complete"] for r in with_ + without) else " ⚠ incomplete")
-        codes = ", ".join(f"{code}: {n}" for code, n in total(with_, "slow_codes").items()) or "not closed"
+        codes = listed(total(with_, "slow_codes")) or "not closed"
         closed = statistics.median(r["closed_after_s"] for r in with_)
         resumed = f"{sum(r['slow_resumed'] for r in with_)} of {sum(r['slow_readers'] for r in with_)}"
-        failures = ", ".join(f"{k}: {n}" for k, n in total(with_ + without, "failures").items()) or "none"
+        failures = listed(total(with_ + without, "failures")) or "none"
         rss = f"{max(r['peak_rss_mb'] for r in without):.0f} / {max(r['peak_rss_mb'] for r in with_):.0f}"
         lines.append(f"| {variant} | {p99} | {healthy} | {codes} | {closed:.1f} | {resumed} | {failures} | {rss} |")
     return lines
@@ -368,7 +368,7 @@ def idle_table(rows: list[Row]) -> list[str]:
         rss = " → ".join(f"{statistics.median(r[k] for r in runs):.0f}" for k in ("rss_before_mb", "rss_mb"))
         per = spread([r["kb_per_connection"] for r in runs], digits=1)
         connect = f"{median(runs, 'connect_ms', '50'):.1f} / {median(runs, 'connect_ms', '99'):.1f}"
-        failures = ", ".join(f"{k}: {n}" for k, n in total(runs, "failures").items()) or "none"
+        failures = listed(total(runs, "failures")) or "none"
         lines.append(f"| {variant} | {count}{reached} | {rss} | {per} | {marginal} | {connect} | {failures} |")
     return lines
 
@@ -385,6 +385,11 @@ def median_and_max(runs: list[Row], key: str) -> str:
 def ms(value: float) -> str:
     """Milliseconds with a resolution that fits them (histogram.py's buckets are 2 % wide)."""
     return f"{value:.1f}" if value < 100 else f"{value:,.0f}"
+
+
+def listed(counts: dict[str, int]) -> str:
+    """Counts as "name: n, name: n" ("" for none)."""
+    return ", ".join(f"{name}: {n}" for name, n in counts.items())
 
 
 def total(runs: list[Row], key: str) -> dict[str, int]:
