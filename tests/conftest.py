@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
@@ -14,6 +15,11 @@ from tests.client import Client, open_client
 from tests.cluster import SUFFIX, Cluster
 from tests.harness import Server, ServerProcess
 from tests.implementations import IMPLEMENTATIONS
+
+# A shell starts background jobs with SIGINT ignored, and servers started from here would inherit that: their
+# SIGINT shutdown (§14) would never run. Restore Python's own handler, which children get back as the default.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 RUNNING_URL = os.environ.get("CHAT_SERVER_URL", "")
 SERVERS = pytest.StashKey[list[tuple[Server, int]]]()
