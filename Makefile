@@ -1,7 +1,7 @@
 # One chat protocol, three implementations. `make help` lists what you can do.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help install system-packages run run-fastapi run-channels run-websockets run-cluster test client-test test-running bench-quick bench bench-ui lint format clean
+.PHONY: help install system-packages run run-fastapi run-channels run-websockets run-cluster chat test client-test test-running exercise exercise-check docs bench-quick bench bench-ui lint format clean
 
 PYTHON ?= python3
 VENV := .venv
@@ -11,8 +11,11 @@ IMPL ?=
 PORT ?=
 PYTEST_ARGS ?=
 WORKERS ?=
-# The chapters whose own tests `make test` runs (after chatcore's, before the benchmarks' smoke test);
-# IMPL=<name> runs only that chapter's.
+N ?=
+NAME ?=
+ROOM ?= lobby
+# The chapters whose own tests `make test` runs (after chatcore's, chapter 0's and the docs', before the
+# benchmarks' smoke test); IMPL=<name> runs only that chapter's.
 CHAPTERS := 01_fastapi 02_channels 03_websockets
 CHAPTER_fastapi := 01_fastapi
 CHAPTER_channels := 02_channels
@@ -28,7 +31,8 @@ help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
 	@echo
 	@echo "  Variables: IMPL=fastapi|channels|websockets (test one implementation), PORT=9000 (run on another port),"
-	@echo "             WORKERS=2 (run-cluster), CHAT_SERVER_URL=http://host:port (test-running),"
+	@echo "             NAME=alice ROOM=lobby (chat), N=1 (exercise), WORKERS=2 (run-cluster),"
+	@echo "             CHAT_SERVER_URL=http://host:port (test-running),"
 	@echo "             any CHAT_* setting (see SPEC.md §16)."
 
 install: system-packages $(STAMP) ## Create .venv with the pinned Python packages (and Debian packages when missing)
@@ -66,9 +70,12 @@ run-cluster: install ## One chapter as WORKERS processes on a redis-server of th
 	@test -n "$(IMPL)" || { echo 'Say which chapter: make run-cluster IMPL=fastapi|channels|websockets WORKERS=2'; exit 2; }
 	$(PY) -m tests.cluster $(IMPL) $(or $(WORKERS),2) $(or $(PORT),8101)
 
+chat: install ## Chapter 0: chat from the terminal with a running server: NAME=alice ROOM=lobby PORT=8001
+	$(PY) 00_protocol/chat.py --url http://127.0.0.1:$(or $(PORT),8001) --room $(ROOM) $(if $(NAME),--user $(NAME))
+
 test: install ## Run every test: chatcore's, each chapter's own, the client's, then the conformance suite (IMPL= for one)
 	@# Exit status 5 means PYTEST_ARGS (say -k resume) selected none of a folder's tests: not a failure.
-	@for folder in chatcore $(if $(IMPL),$(CHAPTER_$(IMPL)),$(CHAPTERS) benchmarks); do \
+	@for folder in chatcore 00_protocol docs $(if $(IMPL),$(CHAPTER_$(IMPL)),$(CHAPTERS) benchmarks); do \
 		echo "$(PY) -m pytest $$folder $(PYTEST_ARGS)"; $(PY) -m pytest $$folder $(PYTEST_ARGS); \
 		status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ] || exit $$status; \
 	done
@@ -83,6 +90,17 @@ test-running: install ## Run the conformance suite against a running server: CHA
 	@test -n "$$CHAT_SERVER_URL" || { echo 'Set CHAT_SERVER_URL, e.g. CHAT_SERVER_URL=http://127.0.0.1:8001 make test-running'; exit 2; }
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
+exercise: install ## Check your solution of exercise N (exercises/README.md): N=1 (IMPL= tries another chapter)
+	@test -n "$(N)" || { echo 'Say which exercise: make exercise N=1 (exercises/README.md lists them)'; exit 2; }
+	@$(PY) -m pytest tests/exercises --exercise=$(N) $(if $(IMPL),--impl=$(IMPL)) $(PYTEST_ARGS) || { status=$$?; \
+		[ $$status -ne 1 ] || echo -e "\nExercise $(N) is not solved yet: the failures above say what the server did instead.\nThe task: exercises/README.md. One solution: exercises/solutions/$(N)-*.patch"; exit $$status; }
+
+exercise-check: install ## Check the exercises themselves: each one's tests fail here and pass with its solution
+	$(PY) exercises/check.py
+
+docs: install ## Point the Markdown files' code excerpts at their lines again, and regenerate generated tables
+	$(PY) docs/snippets.py --fix
+
 bench-quick: install ## Benchmarks, every scenario, small (about 12 minutes): benchmarks/results/<date>-quick/REPORT.md
 	$(PY) benchmarks/run.py quick $(if $(IMPL),--only=$(IMPL))
 
@@ -96,7 +114,7 @@ bench-ui: install ## Locust's web UI against one server with the benchmark setti
 lint: install ## ruff (lint and format check) and mypy (strict) on the core, the chapters and the tests
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy chatcore tests
+	$(VENV)/bin/mypy chatcore tests docs exercises 00_protocol
 	$(VENV)/bin/mypy 01_fastapi
 	MYPYPATH=02_channels $(VENV)/bin/mypy 02_channels
 	$(VENV)/bin/mypy 03_websockets

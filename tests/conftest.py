@@ -27,6 +27,25 @@ SERVERS = pytest.StashKey[list[tuple[Server, int]]]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--impl", default="", help="comma-separated implementations to test (default: all)")
+    parser.addoption(
+        "--exercise", type=int, default=0, help="run exercise N's tests (tests/exercises/), not the suite's"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The suite without the exercises' tests (they fail until you solve them), or, with ``--exercise=N``,
+    exercise N's tests alone."""
+    wanted = config.getoption("--exercise")
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        marker = item.get_closest_marker("exercise")
+        (keep if (marker.args[0] == wanted if marker else not wanted) else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+    if wanted and not keep:
+        raise pytest.UsageError(f"No exercise {wanted}: exercises/README.md lists them.")
 
 
 def selected(config: pytest.Config) -> list[str]:
@@ -42,6 +61,9 @@ def selected(config: pytest.Config) -> list[str]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "impl" in metafunc.fixturenames:
         names = selected(metafunc.config)
+        exercise = metafunc.definition.get_closest_marker("exercise")
+        if exercise and not metafunc.config.getoption("--impl") and not RUNNING_URL:
+            names = [exercise.kwargs["impl"]]  # the chapter the exercise belongs to, unless --impl says otherwise
         markers = list(metafunc.definition.iter_markers("cluster"))
         if RUNNING_URL and any(marker.kwargs.get("only") for marker in markers):
             names = []  # a cluster the suite starts itself: not against CHAT_SERVER_URL

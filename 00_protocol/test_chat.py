@@ -1,0 +1,106 @@
+"""Tests of chapter 0's terminal client (`make chat`), against chapter 1's server over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import ServerProcess
+from tests.implementations import IMPLEMENTATIONS
+
+CHAT = Path(__file__).with_name("chat.py")
+TIMEOUT = 10.0
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    env = {"CHAT_HEARTBEAT_INTERVAL": "0.5", "CHAT_HEARTBEAT_TIMEOUT": "1"}
+    process = ServerProcess(IMPLEMENTATIONS["fastapi"], env, tmp_path_factory.mktemp("logs")).start()
+    yield process
+    process.stop()
+
+
+class Terminal:
+    """chat.py as a person runs it: lines typed in, lines read out."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.seen: list[str] = []
+
+    async def type(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line.encode() + b"\n")
+        await self.process.stdin.drain()
+
+    async def wait_for(self, text: str) -> str:
+        """The first output line (from now on) that contains ``text``."""
+        assert self.process.stdout is not None
+        async with asyncio.timeout(TIMEOUT):
+            while True:
+                line = (await self.process.stdout.readline()).decode()
+                assert line, f"chat.py ended before printing {text!r}; it printed:\n{''.join(self.seen)}"
+                self.seen.append(line)
+                if text in line:
+                    return line.rstrip("\n")
+
+
+@pytest.fixture
+async def terminals(server: ServerProcess) -> AsyncIterator[list[Terminal]]:
+    started: list[Terminal] = []
+    yield started
+    for terminal in started:
+        if terminal.process.returncode is None:
+            terminal.process.kill()
+        await terminal.process.wait()
+
+
+async def start(terminals: list[Terminal], server: ServerProcess, *args: str) -> Terminal:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(CHAT), "--url", server.url, *args,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    terminals.append(Terminal(process))
+    return terminals[-1]
+
+
+async def test_chat_and_presence(server: ServerProcess, terminals: list[Terminal]) -> None:
+    """Two people chat: each sees the welcome, the other's join and messages, and its own ack."""
+    alice = await start(terminals, server, "--user", "alice", "--room", "t-chat")
+    assert "members alice;" in await alice.wait_for("* welcome alice to t-chat")
+    bob = await start(terminals, server, "--user", "bob", "--room", "t-chat")
+    await bob.wait_for("* welcome bob to t-chat: members alice, bob;")
+    assert await alice.wait_for("joined") == "* bob joined; members alice, bob"
+    await bob.type("hello alice")
+    assert (await alice.wait_for("hello")).endswith("] bob: hello alice")
+    assert (await bob.wait_for("(ack: your ")).endswith(" is #1)")
+    await bob.type("/quit")
+    assert await bob.wait_for("* closed") == "* closed by you: 1000"
+    assert await alice.wait_for("left") == "* bob left; members alice"
+    assert await bob.process.wait() == 0
+
+
+async def test_raw_frames_get_errors(server: ServerProcess, terminals: list[Terminal]) -> None:
+    """/raw sends a frame as typed: the server's error frames show what was wrong (SPEC.md §12)."""
+    alice = await start(terminals, server, "--user", "alice", "--room", "t-raw")
+    await alice.wait_for("* welcome")
+    await alice.type("/raw not json")
+    assert (await alice.wait_for("! error")).startswith("! error invalid_json (id null): ")
+    await alice.type('/raw {"type": "chat.edit", "id": "e1"}')
+    assert (await alice.wait_for("! error")).startswith('! error unknown_type (id "e1"): ')
+    await alice.type("/ping")
+    assert await alice.wait_for("* pong") == "* pong"
+
+
+async def test_pings_and_heartbeat_timeout(server: ServerProcess, terminals: list[Terminal]) -> None:
+    """Pings are shown and answered; with --no-pong the server closes the connection with 4000 (SPEC.md §11)."""
+    alice = await start(terminals, server, "--user", "alice", "--room", "t-ping")
+    assert await alice.wait_for("* ping") == "* ping from the server: answered pong"
+    mute = await start(terminals, server, "--user", "mute", "--room", "t-ping", "--no-pong")
+    assert await mute.wait_for("* ping") == "* ping from the server: not answered (--no-pong)"
+    assert await mute.wait_for("* closed") == "* closed by the server: 4000 heartbeat timeout"
+    assert await mute.process.wait() == 0
+    assert await alice.wait_for("left") == "* mute left; members alice"
