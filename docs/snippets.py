@@ -118,7 +118,9 @@ def glue_lines() -> list[str]:
         files = [
             path
             for path in sorted((ROOT / folder).rglob("*.py"))
-            if not path.name.startswith("test_") and path.name not in ("bench.py", "conftest.py")
+            if not path.name.startswith("test_")
+            and path.name not in ("bench.py", "conftest.py")
+            and path.stat().st_size
         ]
         total = code = 0
         for path in files:
