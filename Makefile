@@ -1,7 +1,7 @@
 # One chat protocol, three implementations. `make help` lists what you can do.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help install system-packages run run-fastapi run-channels run-websockets run-cluster chat test client-test test-running exercise exercise-check docs bench-quick bench bench-ui lint format clean
+.PHONY: help install system-packages run run-fastapi run-channels run-websockets run-cluster chat test client-test test-running exercise exercise-check docs autobahn bench-quick bench bench-ui lint format clean
 
 PYTHON ?= python3
 VENV := .venv
@@ -92,7 +92,7 @@ test-running: install ## Run the conformance suite against a running server: CHA
 
 exercise: install ## Check your solution of exercise N (exercises/README.md): N=1 (IMPL= tries another chapter)
 	@test -n "$(N)" || { echo 'Say which exercise: make exercise N=1 (exercises/README.md lists them)'; exit 2; }
-	@$(PY) -m pytest tests/exercises --exercise=$(N) $(if $(IMPL),--impl=$(IMPL)) $(PYTEST_ARGS) || { status=$$?; \
+	@CHAT_SERVER_URL= $(PY) -m pytest tests/exercises --exercise=$(N) $(if $(IMPL),--impl=$(IMPL)) $(PYTEST_ARGS) || { status=$$?; \
 		[ $$status -ne 1 ] || echo -e "\nExercise $(N) is not solved yet: the failures above say what the server did instead.\nThe task: exercises/README.md. One solution: exercises/solutions/$(N)-*.patch"; exit $$status; }
 
 exercise-check: install ## Check the exercises themselves: each one's tests fail here and pass with its solution
@@ -100,6 +100,9 @@ exercise-check: install ## Check the exercises themselves: each one's tests fail
 
 docs: install ## Point the Markdown files' code excerpts at their lines again, and regenerate generated tables
 	$(PY) docs/snippets.py --fix
+
+autobahn: install ## RFC 6455 conformance: the Autobahn TestSuite's cases (kosoku) against each chapter's /ws/echo, writes docs/autobahn.md (about 2 min; IMPL= for one)
+	$(PY) docs/autobahn/run.py $(if $(IMPL),--stack $(IMPL))
 
 bench-quick: install ## Benchmarks, every scenario, small (about 12 minutes): benchmarks/results/<date>-quick/REPORT.md
 	$(PY) benchmarks/run.py quick $(if $(IMPL),--only=$(IMPL))

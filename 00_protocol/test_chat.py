@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+from asyncio.subprocess import PIPE, STDOUT
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +21,7 @@ TIMEOUT = 10.0
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    env = {"CHAT_HEARTBEAT_INTERVAL": "0.5", "CHAT_HEARTBEAT_TIMEOUT": "1"}
+    env = {"CHAT_HEARTBEAT_INTERVAL": "0.5", "CHAT_HEARTBEAT_TIMEOUT": "3"}
     process = ServerProcess(IMPLEMENTATIONS["fastapi"], env, tmp_path_factory.mktemp("logs")).start()
     yield process
     process.stop()
@@ -58,11 +61,11 @@ async def terminals(server: ServerProcess) -> AsyncIterator[list[Terminal]]:
         await terminal.process.wait()
 
 
-async def start(terminals: list[Terminal], server: ServerProcess, *args: str) -> Terminal:
+async def start(terminals: list[Terminal], server: ServerProcess, *args: str, stdin: Any = PIPE) -> Terminal:
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as in a terminal
     process = await asyncio.create_subprocess_exec(
-        sys.executable, str(CHAT), "--url", server.url, *args,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+        sys.executable, str(CHAT), "--url", server.url, *args, stdin=stdin, stdout=PIPE, stderr=STDOUT, env=environ
+    )
     terminals.append(Terminal(process))
     return terminals[-1]
 
@@ -104,3 +107,22 @@ async def test_pings_and_heartbeat_timeout(server: ServerProcess, terminals: lis
     assert await mute.wait_for("* closed") == "* closed by the server: 4000 heartbeat timeout"
     assert await mute.process.wait() == 0
     assert await alice.wait_for("left") == "* mute left; members alice"
+
+
+async def test_input_from_a_file(server: ServerProcess, terminals: list[Terminal], tmp_path: Path) -> None:
+    """Lines from a file are sent like typed ones; its end closes the connection normally."""
+    script = tmp_path / "lines.txt"
+    script.write_text("first\n\nsecond\n")
+    with script.open() as stdin:
+        alice = await start(terminals, server, "--user", "alice", "--room", "t-file", "--since", "0", stdin=stdin)
+        assert (await alice.wait_for("alice: first")).startswith("[#1 ")
+        assert (await alice.wait_for("alice: second")).startswith("[#2 ")
+        assert await alice.wait_for("* closed") == "* closed by you: 1000"
+        assert await alice.process.wait() == 0
+
+
+async def test_refused_login(server: ServerProcess, terminals: list[Terminal]) -> None:
+    """A name the server refuses is reported with the server's reason, not as an unreachable server."""
+    bad = await start(terminals, server, "--user", "no spaces allowed")
+    assert (await bad.wait_for("! ")).startswith("! GET /api/token answered 400: ")
+    assert await bad.process.wait() == 1

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SKIP_DIRS = {".venv", ".git", "node_modules", "test-artifacts", "results", ".pytest_cache", ".mypy_cache"}
+SKIP_DIRS = {"venv", "node_modules", "test-artifacts", "results"}  # and every folder whose name starts with "."
 CAPTION_RE = re.compile(r"^\[`(?P<path>[^`]+)`, lines (?P<start>\d+)-(?P<end>\d+)\]\((?P<href>[^)]*)\):?$")
+CAPTION = "[`path/from/the/root.py`, lines 10-20](link/relative/to/the/doc.py#L10-L20), alone on its line"
 FENCE_RE = re.compile(r"^```[\w-]*$")
 BEGIN_RE = re.compile(r"^<!-- begin: (?P<name>[\w-]+) -->$")
 
@@ -87,24 +88,37 @@ def caption(doc: Path, path: str, start: int, end: int) -> str:
 
 def documents() -> Iterator[Path]:
     for folder, dirs, files in os.walk(ROOT):
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
         for name in sorted(files):
             if name.endswith(".md"):
                 yield Path(folder, name)
 
 
 def excerpts(doc: Path) -> Iterator[Excerpt]:
-    lines = doc.read_text().splitlines()
-    for i, text in enumerate(lines):
+    lines = doc.read_text().split("\n")
+    where = doc.relative_to(ROOT)
+    for i, text in outside_code(lines):
         match = CAPTION_RE.match(text)
         if match is None:
+            if text.lstrip().startswith("[`") and ", lines " in text:
+                raise SystemExit(f"{where}:{i + 1}: this looks like an excerpt's caption but isn't one: {CAPTION}")
             continue
         if i + 1 >= len(lines) or not FENCE_RE.match(lines[i + 1]):
-            raise SystemExit(f"{doc.relative_to(ROOT)}:{i + 1}: a caption must be followed by a ``` code block")
+            raise SystemExit(f"{where}:{i + 1}: a caption must be followed by a ``` code block")
         end = next((j for j in range(i + 2, len(lines)) if lines[j] == "```"), None)
         if end is None:
-            raise SystemExit(f"{doc.relative_to(ROOT)}:{i + 2}: this code block never ends")
+            raise SystemExit(f"{where}:{i + 2}: this code block never ends")
         yield Excerpt(doc, i, match["path"], int(match["start"]), int(match["end"]), match["href"], lines[i + 2 : end])
+
+
+def outside_code(lines: list[str]) -> Iterator[tuple[int, str]]:
+    """(index, line) of every line that is not inside a fenced code block."""
+    fenced = False
+    for i, text in enumerate(lines):
+        if text.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            yield i, text
 
 
 # Generated blocks
@@ -152,8 +166,8 @@ GENERATORS: dict[str, Callable[[], list[str]]] = {"glue-lines": glue_lines}
 
 def blocks(doc: Path) -> Iterator[tuple[str, int, int]]:
     """(name, first line, end marker's line) of every generated block."""
-    lines = doc.read_text().splitlines()
-    for i, text in enumerate(lines):
+    lines = doc.read_text().split("\n")
+    for i, text in outside_code(lines):
         match = BEGIN_RE.match(text)
         if match is None:
             continue
@@ -172,7 +186,7 @@ def check() -> list[str]:
             problem = excerpt.problem()
             if problem:
                 problems.append(f"{excerpt.where}: {problem}")
-        lines = doc.read_text().splitlines()
+        lines = doc.read_text().split("\n")
         for name, first, end in blocks(doc):
             if lines[first:end] != GENERATORS[name]():
                 problems.append(f"{doc.relative_to(ROOT)}:{first}: the {name} block is out of date")
@@ -183,7 +197,7 @@ def fix() -> list[str]:
     """Fix what can be fixed; return what can't."""
     left = []
     for doc in documents():
-        lines = doc.read_text().splitlines()
+        lines = doc.read_text().split("\n")
         for excerpt in excerpts(doc):
             if excerpt.problem() is None:
                 continue
@@ -194,7 +208,7 @@ def fix() -> list[str]:
             lines[excerpt.line] = caption(doc, excerpt.path, *found)
         for name, first, end in reversed(list(blocks(doc))):
             lines[first:end] = GENERATORS[name]()
-        text = "\n".join(lines) + "\n"
+        text = "\n".join(lines)
         if text != doc.read_text():
             doc.write_text(text)
     return left

@@ -120,6 +120,17 @@ async def test_invalid_utf8_closes_1007(make_server: MakeServer, connect: Connec
     assert "Traceback" not in server.log(start)
 
 
+async def test_broken_frame_closes_1002(make_server: MakeServer, connect: Connector, room: str) -> None:
+    """§15: a frame that breaks RFC 6455 (a reserved bit set, no extension agreed) is closed with 1002."""
+    server: Server = make_server(FAST, private="fuzz")
+    start = server.log_size()
+    client = await connect(server, room)
+    client.ws.transport.write(b"\xc1\x82\x00\x00\x00\x00hi")  # FIN, RSV1, text; masked with zeros: "hi"
+    assert (await client.closed())[0] == 1002
+    assert server.healthy()
+    assert "Traceback" not in server.log(start)
+
+
 async def test_frames_then_close_in_one_write(make_server: MakeServer, connect: Connector, room: str) -> None:
     """§15: a ping, a binary frame and a close frame arriving together end the connection without a traceback."""
     server = make_server(FAST, private="fuzz")
