@@ -40,7 +40,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     drop: list[pytest.Item] = []
     for item in items:
         marker = item.get_closest_marker("exercise")
-        (keep if (marker.args[0] == wanted if marker else not wanted) else drop).append(item)
+        (keep if (marker.args[0] if marker else 0) == wanted else drop).append(item)  # 0: the suite
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
