@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from docs.snippets import GENERATORS, ROOT, Excerpt, blocks, documents, excerpts
+from docs.snippets import GENERATORS, ROOT, Excerpt, blocks, documents, excerpts, outside_code
 
 EXCERPTS = [excerpt for doc in documents() for excerpt in excerpts(doc)]
 CHAPTERS = ["01_fastapi", "02_channels", "03_websockets"]
@@ -66,17 +66,20 @@ def slug(heading: str) -> str:
     return re.sub(r"[^\w\- ]", "", heading.strip("# ").lower()).replace(" ", "-")
 
 
+def prose(doc: Path) -> list[str]:
+    """The doc's lines outside code blocks (where a "#" line is a heading, and links are links)."""
+    return [line for _, line in outside_code(doc.read_text().split("\n"))]
+
+
 def anchors(doc: Path) -> set[str]:
-    text = re.sub(r"^```.*?^```", "", doc.read_text(), flags=re.M | re.S)  # no headings inside code blocks
-    return {slug(line) for line in text.splitlines() if line.startswith("#")}
+    return {slug(line) for line in prose(doc) if line.startswith("#")}
 
 
 @pytest.mark.parametrize("doc", list(documents()), ids=lambda doc: str(doc.relative_to(ROOT)))
 def test_links_resolve(doc: Path) -> None:
     """Every relative link in the course's Markdown names a file that exists (and a heading that exists)."""
-    text = re.sub(r"^```.*?^```", "", doc.read_text(), flags=re.M | re.S)
     broken = []
-    for match in LINK_RE.finditer(text):
+    for match in LINK_RE.finditer("\n".join(prose(doc))):
         target = match["target"]
         if re.match(r"[a-z]+:", target):
             continue  # http:, https:, mailto:
