@@ -16,12 +16,13 @@ by themselves; the next ``sweep`` of any process removes them and reports who le
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -140,33 +141,49 @@ def channel(room: str) -> str:
     return f"chat:{{{room}}}:fanout"
 
 
-def redis_host(url: str, *, socket_timeout: float | None = 5) -> dict[str, Any]:
-    """redis-py's connection settings for ``url``: fail fast, so that a Redis that is down makes connections
-    close with 1013 and reconnect rather than hang (SPEC.md §17); retry twice, quickly, so that the first
-    command on a connection that a Redis restart broke doesn't fail."""
+# Timeouts
+REDIS_TIMEOUT = 5.0  # the longest a connection waits on Redis (for a pooled connection, then the answer): then 1013
+# Limits
+REDIS_CONNECTIONS = 50  # per process. Redis runs one command at a time: more connections add no throughput
+
+
+def redis_host(url: str, *, socket_timeout: float | None = REDIS_TIMEOUT) -> dict[str, Any]:
+    """redis-py's connection settings for ``url``: a Redis that is down or stalled makes connections close with
+    1013 (SPEC.md §17) instead of hanging them; a connection that a Redis restart broke is reopened and the command
+    retried twice, quickly (a command that timed out is not retried: Redis may have run it)."""
     return {
         "address": url,
         # Timeouts
         "socket_connect_timeout": 2,
         "socket_timeout": socket_timeout,
         "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
-        "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
+        "retry_on_error": [redis.ConnectionError],
     }
 
 
 def connect(url: str) -> redis.Redis:
-    """redis-py's asyncio client for the backend and the fan-out."""
+    """redis-py's asyncio client for the backend and the fan-out, on a pool of at most REDIS_CONNECTIONS.
+
+    redis-py's default pool opens a connection per concurrent command and, past its cap, fails at once
+    ("Too many connections"): a burst of clients would be closed with 1013 while Redis is fine. This pool makes
+    a command wait for a free connection instead, at most REDIS_TIMEOUT."""
     host = redis_host(url)
-    return redis.Redis.from_url(host.pop("address"), decode_responses=True, **host)
+    pool = redis.BlockingConnectionPool.from_url(
+        host.pop("address"), max_connections=REDIS_CONNECTIONS, timeout=REDIS_TIMEOUT, decode_responses=True, **host
+    )
+    return redis.Redis.from_pool(pool)
 
 
-@contextlib.contextmanager
-def reachable() -> Iterator[None]:
-    """Turn redis-py's errors into ``BackendUnavailable``."""
+@contextlib.asynccontextmanager
+async def reachable() -> AsyncIterator[None]:
+    """Turn redis-py's errors, and a Redis that takes longer than REDIS_TIMEOUT, into ``BackendUnavailable``."""
     try:
-        yield
+        async with asyncio.timeout(REDIS_TIMEOUT):
+            yield
     except redis.RedisError as exc:
         raise BackendUnavailable(f"Redis: {exc}") from exc
+    except TimeoutError:
+        raise BackendUnavailable(f"Redis did not answer within {REDIS_TIMEOUT:g} s") from None
 
 
 def users(entries: list[str]) -> list[str]:
@@ -196,7 +213,7 @@ class RedisBackend:
         meta, history, ids, _ = keys(room)
         payload = orjson.dumps({"id": msg_id, "user": user, "text": text, "ts": int(time.time() * 1000)})
         args = (f"{user} {msg_id}", payload, self.history_size, secrets.token_hex(8))
-        with reachable():
+        async with reachable():
             reply = await self._publish(keys=[meta, history, ids, channel(room)], args=args)
         if len(reply) == 1:
             return Published(int(reply[0]), None)
@@ -206,7 +223,7 @@ class RedisBackend:
     async def snapshot(self, room: str, since: int | None, epoch: str | None) -> Snapshot:
         meta, history, _, _ = keys(room)
         args = (secrets.token_hex(8), "" if since is None else str(since), epoch or "")
-        with reachable():
+        async with reachable():
             reply = await self._snapshot(keys=[meta, history], args=args)
         messages = [Message(int(seq), frame) for seq, _, frame in (entry.split("\n", 2) for entry in reply[3:])]
         return Snapshot(str(reply[0]), int(reply[1]), bool(reply[2]), messages)
@@ -214,7 +231,7 @@ class RedisBackend:
     async def join(self, room: str, user: str) -> PresenceChange:
         self.rooms.setdefault(room, Counter())[user] += 1
         try:
-            with reachable():
+            async with reachable():
                 reply = await self._join(keys=[keys(room)[3]], args=(self.entry(user), user, self.ttl_ms))
         except BaseException:
             self._forget(room, user)
@@ -224,7 +241,7 @@ class RedisBackend:
     async def leave(self, room: str, user: str) -> PresenceChange:
         last_here = self._forget(room, user)
         meta, history, _, presence = keys(room)
-        with reachable():  # if Redis is down, the entry expires there by itself
+        async with reachable():  # if Redis is down, the entry expires there by itself
             live = await self._leave(keys=[presence, meta, history], args=[self.entry(user) if last_here else ""])
         members = users(live)
         return PresenceChange(members, user not in members)
@@ -239,7 +256,7 @@ class RedisBackend:
             if not entries:
                 continue
             try:
-                with reachable():
+                async with reachable():
                     reply = await self._sweep(keys=[keys(room)[3]], args=[self.ttl_ms, *entries])
             except BackendUnavailable as exc:
                 logger.warning("Presence not renewed: %s", exc)

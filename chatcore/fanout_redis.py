@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio as redis
 
 from chatcore.backend import BackendUnavailable
-from chatcore.backend_redis import channel, reachable
+from chatcore.backend_redis import REDIS_TIMEOUT, channel, reachable
 from chatcore.fanout import LocalFanout
 
 if TYPE_CHECKING:
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("chat")
 
 # Timeouts
-SUBSCRIBE_TIMEOUT = 5.0  # for Redis to confirm a subscription
 RETRY_DELAY = 0.5  # between attempts to read from a pub/sub connection that failed
 
 
@@ -52,12 +51,8 @@ class RedisFanout:
         if confirmed is None:
             confirmed = self.subscribed[name] = asyncio.Event()
             try:
-                async with asyncio.timeout(SUBSCRIBE_TIMEOUT), self.commands:  # not queued for ever behind others
-                    with reachable():
-                        await self.pubsub.subscribe(name)
-            except TimeoutError:
-                del self.subscribed[name]
-                raise BackendUnavailable(f"Redis did not take the subscription to {name} in time") from None
+                async with reachable(), self.commands:  # bounded, also the wait behind the others
+                    await self.pubsub.subscribe(name)
             except BaseException:
                 del self.subscribed[name]  # the next session of the room tries again
                 raise
@@ -65,7 +60,7 @@ class RedisFanout:
                 self.listener = asyncio.create_task(self.listen(), name="redis-fanout")
         # Subscribed before the hub takes its snapshot: no message falls between the two (SPEC.md §9).
         try:
-            await asyncio.wait_for(confirmed.wait(), SUBSCRIBE_TIMEOUT)
+            await asyncio.wait_for(confirmed.wait(), REDIS_TIMEOUT)
         except TimeoutError:
             raise BackendUnavailable(f"Redis did not confirm the subscription to {name}") from None
 
@@ -75,19 +70,16 @@ class RedisFanout:
         name = channel(session.room)
         if session.room not in self.local.rooms and self.subscribed.pop(name, None) is not None:
             try:
-                async with asyncio.timeout(SUBSCRIBE_TIMEOUT), self.commands:
-                    with reachable():
-                        await self.pubsub.unsubscribe(name)
-            except (BackendUnavailable, TimeoutError) as exc:
+                async with reachable(), self.commands:
+                    await self.pubsub.unsubscribe(name)
+            except BackendUnavailable:
                 self.pubsub.channels.pop(name, None)  # or redis-py subscribes to it again when Redis is back
-                if isinstance(exc, TimeoutError):
-                    raise BackendUnavailable(f"Redis did not take the unsubscription from {name} in time") from None
                 raise
 
     async def publish(self, room: str, frame: str, *, seq: int = 0, skip: Session | None = None) -> None:
         if seq:
             return  # a committed message: the backend's script has published it already, in seq order
-        with reachable():
+        async with reachable():
             await self.client.publish(channel(room), f"0 {self.token(skip)} {frame}")
 
     async def listen(self) -> None:

@@ -248,19 +248,29 @@ class Session:
         The glue's ``reader`` runs until the client goes away and then calls ``close(closed_by_peer(code))``;
         its ``writer`` runs until cancelled (when it can no longer write, it waits: the reader says why).
         """
+        closing: asyncio.Task[None] | None = None
         try:
             try:
                 await self._serve(reader, writer)
             finally:
+                self.close(closed_by_peer(None))  # no-op if the reason is known
+                close = self.ended.result()
+                if close.send:  # the close frame and the leave together: neither waits for the other
+                    closing = asyncio.create_task(self._send_close(send_close, close))
                 await self.hub.disconnect(self)  # announce the leave at once, even if we are cancelled
-            close = self.ended.result()
-            if close.send:
-                # Bounded: the close frame waits behind whatever a slow consumer has not read yet.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(send_close(close), CLOSE_TIMEOUT)
+            if closing is not None:
+                await closing
             return close
         finally:
+            if closing is not None:
+                closing.cancel()  # if we were cancelled
             self.done.set_result(None)
+
+    @staticmethod
+    async def _send_close(send_close: Callable[[Close], Awaitable[None]], close: Close) -> None:
+        # Bounded: the close frame waits behind whatever a slow consumer has not read yet.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(send_close(close), CLOSE_TIMEOUT)
 
     async def _serve(self, reader: Coroutine[Any, Any, None], writer: Coroutine[Any, Any, None]) -> None:
         tasks = [asyncio.create_task(reader), asyncio.create_task(writer), asyncio.create_task(self.heartbeat())]

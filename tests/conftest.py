@@ -30,6 +30,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--exercise", type=int, default=0, help="run exercise N's tests (tests/exercises/), not the suite's"
     )
+    parser.addoption("--stress", action="store_true", help="run SPEC.md §19's scenarios at full size (make stress)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

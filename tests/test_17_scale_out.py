@@ -9,9 +9,10 @@ from pathlib import Path
 
 import httpx2
 import pytest
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.client import TIMEOUT, Client, Frame, open_client
+from tests.client import TIMEOUT, Client, Frame, chat_url, open_client
 from tests.cluster import SUFFIX, Cluster
 from tests.conftest import MakeServer
 from tests.harness import FAST, Server
@@ -20,6 +21,7 @@ from tests.implementations import IMPLEMENTATIONS
 pytestmark = pytest.mark.cluster(only=True)
 
 UNAVAILABLE = (1013, "try again later")
+STALL_LIMIT = 5.0  # the longest a connection waits on a Redis that does not answer (SPEC.md §17)
 
 
 class Member:
@@ -210,3 +212,47 @@ async def test_many_join_at_once(make_server: MakeServer, room: str) -> None:
     finally:
         for client in clients:
             await client.close()
+
+
+async def test_redis_stalls(impl: str, tmp_path: Path, room: str) -> None:
+    """§17: Redis stops answering (a stalled process, a network partition): a connection that needs it is closed
+    with 1013 after at most 5 s, and so is one opened meanwhile, without a welcome; once Redis answers again,
+    clients resume, nothing acknowledged is lost, and a resent message is committed once."""
+    cluster = Cluster(IMPLEMENTATIONS[impl.removesuffix(SUFFIX)], FAST, tmp_path).start()
+    try:
+        alice = Member("alice", room, [cluster.members[0]])
+        bob = Member("bob", room, [cluster.members[1]])
+        for member in (alice, bob):
+            await member.connect()
+        await alice.send("a0", "before")
+        await bob.read_until(1)
+        assert cluster.redis.process is not None and alice.client is not None
+        cluster.redis.process.send_signal(signal.SIGSTOP)
+        try:
+            started = asyncio.get_running_loop().time()
+            await alice.client.say("during", "a1")
+            code, reason, frames = await alice.client.closed(timeout=STALL_LIMIT + TIMEOUT)
+            assert (code, reason) == UNAVAILABLE
+            assert asyncio.get_running_loop().time() - started < STALL_LIMIT + 1
+            assert not any(f["type"] == "ack" for f in frames)
+            started = asyncio.get_running_loop().time()
+            url = chat_url(cluster.members[1], room, token=cluster.token("carol"))
+            async with connect(url, open_timeout=STALL_LIMIT + TIMEOUT) as carol:
+                with pytest.raises(ConnectionClosed) as closed:  # no welcome: closed right after the handshake
+                    await asyncio.wait_for(carol.recv(), STALL_LIMIT + TIMEOUT)
+            assert closed.value.rcvd is not None
+            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == UNAVAILABLE
+            assert asyncio.get_running_loop().time() - started < STALL_LIMIT + 1
+        finally:
+            cluster.redis.process.send_signal(signal.SIGCONT)
+        alice.client = None
+        await alice.send("a1", "during")  # reconnects, resumes, resends
+        await alice.send("a2", "after")
+        await bob.read_until(3)
+        assert alice.acked == {"a0": 1, "a1": 2, "a2": 3}
+        assert bob.seqs == [1, 2, 3]
+        assert "Traceback" not in "".join(process.log() for process in cluster.members)
+        await alice.close()
+        await bob.close()
+    finally:
+        cluster.stop()

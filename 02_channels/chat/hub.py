@@ -25,16 +25,16 @@ class GroupFanout:
         self.layer = layer
 
     async def subscribe(self, session: Session) -> None:
-        with reachable():  # channels-redis raises redis-py's errors when Redis is down
+        async with reachable():  # channels-redis raises redis-py's errors when Redis is down
             await self.layer.group_add(group_name(session.room), session.address)  # also renews the membership
 
     async def unsubscribe(self, session: Session) -> None:
-        with reachable():
+        async with reachable():
             await self.layer.group_discard(group_name(session.room), session.address)
 
     async def publish(self, room: str, frame: str, *, seq: int = 0, skip: Session | None = None) -> None:
         event = {"type": "chat.frame", "frame": frame, "seq": seq, "skip": skip.address if skip else ""}
-        with reachable():
+        async with reachable():
             await self.layer.group_send(group_name(room), event)
 
     async def aclose(self) -> None:
