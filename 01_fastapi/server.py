@@ -14,12 +14,14 @@ from starlette.websockets import WebSocketState
 
 from bench import add_bench_routes
 from chatcore.handshake import Refusal, check_handshake
+from chatcore.limits import raise_descriptor_limit
 from chatcore.logs import setup_logging, shorten
 from chatcore.metrics import render
 from chatcore.protocol import BINARY_FRAME, Close, closed_by_peer
 from chatcore.session import Hub, Session
 from chatcore.settings import Settings
 from chatcore.web import INDEX_HTML, find_client_file, grant_token, health
+from protocols import HttpProtocol
 
 IMPL = "fastapi"
 logger = logging.getLogger("chat")
@@ -144,6 +146,7 @@ def main() -> None:
         app,
         host=settings.host,
         port=settings.port,
+        http=HttpProtocol,  # with limits and a deadline on request heads (protocols.py)
         ws="websockets-sansio",
         ws_per_message_deflate=False,
         log_level=settings.log_level,
@@ -155,6 +158,7 @@ def main() -> None:
     )
     setup_logging(settings, "uvicorn.error", "uvicorn.access")
     logging.getLogger("uvicorn.error").addFilter(ClientFaultsWithoutTraceback())
+    raise_descriptor_limit()
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl+C after its clean shutdown
         ChatServer(config, app.state.hub).run()
 

@@ -10,6 +10,7 @@ import logging
 import math
 import os
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 import django
@@ -19,11 +20,16 @@ from daphne.endpoints import build_endpoint_description_strings
 from daphne.ws_protocol import WebSocketProtocol
 from django.conf import settings as django_settings
 from twisted.internet import defer
+from twisted.internet.base import DelayedCall
 from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import connectionDone
 from twisted.internet.tcp import Port
+from twisted.python.failure import Failure
+from twisted.web import http
 from zope.interface import implementer
 
 from chat.hub import get_hub, setup_chat_logging
+from chatcore.limits import HEAD_TIMEOUT, LINGER, HeadCheck, raise_descriptor_limit, refusal
 from chatcore.session import CLOSE_TIMEOUT, SHUTDOWN_TIMEOUT
 
 logger = logging.getLogger("chat")
@@ -46,6 +52,64 @@ class WriteBuffer:
 
     def stopProducing(self) -> None:  # the connection is gone: let waiting writers go
         self.has_room.set()
+
+
+class HttpChannel(http.HTTPChannel):  # type: ignore[misc]
+    """Twisted's HTTP/1.1 connection, with SPEC.md §4.1's limits on every request head.
+
+    Twisted waits for a head as long as a byte arrives every minute (its idle timeout), and answers a head over its
+    own limits (16 KB, 500 headers) with 400. Here each head must arrive within HEAD_TIMEOUT of the connection
+    opening (or, on a connection kept alive, of its first byte), and a head over the limits is refused with 414 or
+    431 before Twisted parses it. (With HTTP/2 installed, Twisted would wrap its channel to negotiate the version:
+    daphne's HTTP/2 needs the http2 and tls extras, which this course doesn't install.)
+    """
+
+    head: HeadCheck | None = None  # while a request's head is arriving
+    deadline: DelayedCall | None = None
+    refused = False
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.head = HeadCheck()
+        self.deadline = self.callLater(HEAD_TIMEOUT, self.too_slow)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.refused:
+            return  # the rest of a refused head: dropped
+        if self.head is not None:
+            if self.deadline is None:  # the first byte of a head after a response
+                self.deadline = self.callLater(HEAD_TIMEOUT, self.too_slow)
+            status = self.head.feed(data)
+            if status is not None:
+                self.refuse(status)
+                return
+            if self.head.done:
+                self.deadline.cancel()
+                self.head = self.deadline = None  # Twisted reads the body, if any; a WebSocket leaves for good
+        super().dataReceived(data)
+
+    def requestDone(self, request: http.Request) -> None:
+        super().requestDone(request)
+        self.head, self.deadline = HeadCheck(), None  # the next one: Twisted's idle timeout covers its first byte
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self.deadline is not None and self.deadline.active():
+            self.deadline.cancel()
+        super().connectionLost(reason)
+
+    def too_slow(self) -> None:
+        self.deadline = None
+        self.transport.loseConnection()
+
+    def refuse(self, status: HTTPStatus) -> None:
+        peer = self.transport.getPeer()
+        logger.info("%s:%s - request head refused: %d %s", peer.host, peer.port, status.value, status.phrase)
+        if self.deadline is not None:
+            self.deadline.cancel()
+        self.refused = True
+        self.transport.write(refusal(status))
+        self.transport.loseWriteConnection()  # the client sees the end of the response, and closes
+        self.deadline = self.callLater(LINGER, self.transport.abortConnection)
 
 
 class ChatWebSocketProtocol(WebSocketProtocol):  # type: ignore[misc]  # daphne has no type hints
@@ -131,7 +195,8 @@ class ChatServer(daphne.server.Server):  # type: ignore[misc]
         self.ports: list[Port] = []
 
     def configure(self) -> None:
-        """Called by daphne's ``run()`` once it has built its WebSocket factory, before the reactor starts."""
+        """Called by daphne's ``run()`` once it has built its factories, before the reactor starts."""
+        self.http_factory.protocol = HttpChannel
         self.ws_factory.protocol = ChatWebSocketProtocol
         self.ws_factory.setProtocolOptions(
             failByDrop=False,  # answer a broken frame with a close frame, not a dropped connection
@@ -187,6 +252,7 @@ def main() -> None:
     django.setup()  # reads the CHAT_* variables (chatsite/settings.py)
     settings = django_settings.CHAT
     setup_chat_logging()
+    raise_descriptor_limit()
     from chatsite.asgi import application
 
     server = ChatServer(

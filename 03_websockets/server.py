@@ -25,6 +25,7 @@ from websockets.typing import Origin
 
 from bench import bench, bench_route
 from chatcore.handshake import Handshake, Refusal, authenticate, check_request
+from chatcore.limits import HeadCheck, raise_descriptor_limit, refusal_body
 from chatcore.logs import printable, setup_logging, shorten
 from chatcore.metrics import render
 from chatcore.protocol import BINARY_FRAME, Close, closed_by_peer
@@ -48,6 +49,10 @@ async def create_server(settings: Settings, hub: Hub) -> Server:
     baselines: WeakKeyDictionary[ServerConnection, str] = WeakKeyDictionary()  # → bench, with its room
 
     async def process_request(websocket: ServerConnection, request: Request) -> Response | None:
+        # The library refuses lines over 8 KB and more than 128 headers itself; SPEC.md §4.1 allows 100, 16 KB in all.
+        too_large = HeadCheck().feed(request.serialize())
+        if too_large is not None:
+            return respond(too_large, refusal_body(too_large))
         url = urlsplit(request.path)
         query = dict(parse_qsl(url.query, keep_blank_values=True))
         if settings.bench_endpoints and (room := bench_route(url.path)) is not None:
@@ -285,6 +290,7 @@ async def run(settings: Settings) -> None:
 def main() -> None:
     settings = Settings.load(default_port=8003)
     setup_logging(settings)
+    raise_descriptor_limit()
     if settings.log_level != "debug":  # one access-log line per request says more than the library's two
         logging.getLogger("websockets.server").setLevel(logging.WARNING)
     asyncio.run(run(settings))

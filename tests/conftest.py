@@ -88,10 +88,13 @@ class ServerPool:
             self.servers[key] = self.start(impl, env)
         return self.servers[key]
 
-    def start(self, impl: str, env: Mapping[str, str]) -> ServerProcess | Cluster:
+    def start(
+        self, impl: str, env: Mapping[str, str], descriptors: tuple[int, int] | None = None
+    ) -> ServerProcess | Cluster:
         if impl.endswith(SUFFIX):
+            assert descriptors is None, "a cluster's processes inherit the suite's descriptor limit"
             return Cluster(IMPLEMENTATIONS[impl.removesuffix(SUFFIX)], env, self.log_dir).start()
-        return ServerProcess(IMPLEMENTATIONS[impl], env, self.log_dir).start()
+        return ServerProcess(IMPLEMENTATIONS[impl], env, self.log_dir, descriptors).start()
 
     def stop_all(self) -> None:
         for server in self.servers.values():
@@ -112,12 +115,20 @@ MakeServer = Callable[..., Server]
 def make_server(impl: str, pool: ServerPool, request: pytest.FixtureRequest) -> Iterator[MakeServer]:
     """``make_server(env)``: a server of this implementation with these CHAT_* settings, shared with other
     tests asking for the same; ``private="name"`` for one shared only by tests passing that name;
-    ``fresh=True`` for one of the test's own, stopped after it. Against CHAT_SERVER_URL, only the
-    running server's own settings are possible (a private server is then that one, too)."""
+    ``fresh=True`` for one of the test's own, stopped after it (``descriptors=(soft, hard)``: with that limit
+    on open descriptors). Against CHAT_SERVER_URL, only the running server's own settings are possible (a
+    private server is then that one, too)."""
     own: list[ServerProcess | Cluster] = []
 
-    def make(env: Mapping[str, str] | None = None, *, private: str = "", fresh: bool = False) -> Server:
+    def make(
+        env: Mapping[str, str] | None = None,
+        *,
+        private: str = "",
+        fresh: bool = False,
+        descriptors: tuple[int, int] | None = None,
+    ) -> Server:
         env = dict(env or {})
+        fresh = fresh or descriptors is not None
         server: Server
         if RUNNING_URL:
             if env or fresh:
@@ -126,7 +137,7 @@ def make_server(impl: str, pool: ServerPool, request: pytest.FixtureRequest) -> 
                 )
             server = Server("running", RUNNING_URL, os.environ.get("CHAT_SECRET"), {})
         elif fresh:
-            server = pool.start(impl, env)
+            server = pool.start(impl, env, descriptors)
             own.append(server)
         else:
             server = pool.get(impl, env, private)

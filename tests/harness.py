@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -85,11 +86,14 @@ class Server:
 class ServerProcess(Server):
     """An implementation started by the suite; stopped with SIGTERM (then SIGKILL) by ``stop()``."""
 
-    def __init__(self, impl: Implementation, env: Mapping[str, str], log_dir: Path) -> None:
+    def __init__(
+        self, impl: Implementation, env: Mapping[str, str], log_dir: Path, descriptors: tuple[int, int] | None = None
+    ) -> None:
         port = free_port()
         super().__init__(impl.name, f"http://127.0.0.1:{port}", SECRET, env)
         self.impl = impl
         self.log_path = log_dir / f"{impl.name}-{port}.log"
+        self.descriptors = descriptors  # the process's (soft, hard) limit on open descriptors, if not inherited
 
     def start(self) -> ServerProcess:
         environ = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
@@ -99,7 +103,13 @@ class ServerProcess(Server):
         assert self.log_path is not None
         with self.log_path.open("ab") as log:  # a restart (after kill) adds to the same log
             self.process = subprocess.Popen(
-                self.impl.command, cwd=REPO, env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                self.impl.command,
+                cwd=REPO,
+                env=environ,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=self.limit_descriptors if self.descriptors else None,
             )
         deadline = time.monotonic() + START_TIMEOUT
         while not self.healthy():
@@ -110,6 +120,10 @@ class ServerProcess(Server):
                 raise RuntimeError(f"{self.name} did not answer /healthz within {START_TIMEOUT} s:\n{self.log()}")
             time.sleep(0.05)  # ok-sleep: poll interval while waiting for /healthz, bounded by the deadline
         return self
+
+    def limit_descriptors(self) -> None:
+        assert self.descriptors is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, self.descriptors)
 
     def signal(self, sig: int) -> None:
         assert self.process is not None
