@@ -69,9 +69,9 @@ def describe(frame: dict[str, Any]) -> str:
         case "ack":
             return f"  (ack: your {frame['id']} is #{frame['seq']})"
         case "presence.join":
-            return f"* {payload['user']} joined; members {', '.join(payload['members'])}"
+            return f"* {payload['user']} joined; {payload['count']} in the room"
         case "presence.leave":
-            return f"* {payload['user']} left; members {', '.join(payload['members']) or 'none'}"
+            return f"* {payload['user']} left; {payload['count']} in the room"
         case "pong":
             return "* pong"
         case "error":

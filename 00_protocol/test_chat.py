@@ -76,13 +76,13 @@ async def test_chat_and_presence(server: ServerProcess, terminals: list[Terminal
     assert "members alice;" in await alice.wait_for("* welcome alice to t-chat")
     bob = await start(terminals, server, "--user", "bob", "--room", "t-chat")
     await bob.wait_for("* welcome bob to t-chat: members alice, bob;")
-    assert await alice.wait_for("joined") == "* bob joined; members alice, bob"
+    assert await alice.wait_for("joined") == "* bob joined; 2 in the room"
     await bob.type("hello alice")
     assert (await alice.wait_for("hello")).endswith("] bob: hello alice")
     assert (await bob.wait_for("(ack: your ")).endswith(" is #1)")
     await bob.type("/quit")
     assert await bob.wait_for("* closed") == "* closed by you: 1000"
-    assert await alice.wait_for("left") == "* bob left; members alice"
+    assert await alice.wait_for("left") == "* bob left; 1 in the room"
     assert await bob.process.wait() == 0
 
 
@@ -106,7 +106,7 @@ async def test_pings_and_heartbeat_timeout(server: ServerProcess, terminals: lis
     assert await mute.wait_for("* ping") == "* ping from the server: not answered (--no-pong)"
     assert await mute.wait_for("* closed") == "* closed by the server: 4000 heartbeat timeout"
     assert await mute.process.wait() == 0
-    assert await alice.wait_for("left") == "* mute left; members alice"
+    assert await alice.wait_for("left") == "* mute left; 1 in the room"
 
 
 async def test_input_from_a_file(server: ServerProcess, terminals: list[Terminal], tmp_path: Path) -> None:

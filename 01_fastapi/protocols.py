@@ -1,4 +1,5 @@
-"""uvicorn's connections, with what SPEC.md needs and uvicorn lacks: limits and a deadline on request heads."""
+"""uvicorn's connections, with what SPEC.md needs and uvicorn lacks: limits and a deadline on request heads, and
+backpressure on the pongs it answers pings with."""
 
 from __future__ import annotations
 
@@ -8,10 +9,16 @@ from http import HTTPStatus
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from chatcore.limits import HEAD_TIMEOUT, LINGER, HeadCheck, refusal
+from chatcore.protocol import SLOW_CONSUMER
+from chatcore.session import CLOSE_TIMEOUT
 
 logger = logging.getLogger("chat")
+
+# Limits
+READ_CHUNK = 2**14  # bytes of a read that the WebSocket protocol parses at once
 
 
 class HttpProtocol(H11Protocol):
@@ -71,3 +78,53 @@ class HttpProtocol(H11Protocol):
 
     def client_address(self) -> tuple[Any, Any]:
         return self.client or ("-", "-")
+
+
+class WebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket connection (websockets' sans-I/O protocol), closed as a slow consumer when a client
+    sends pings and reads nothing.
+
+    uvicorn answers each ping at once, without flow control, even after a close frame has gone: the pongs pile
+    up in the transport's write buffer for as long as the client sends pings. Once the pongs buffered while the
+    write buffer is above its high-water mark exceed that mark themselves, nothing more is read from the
+    connection, it is closed with 4001 (unless a close frame has gone already) and aborted after CLOSE_TIMEOUT
+    (SPEC.md §13.4).
+    """
+
+    unsent_pongs = 0  # bytes of pongs written while the transport was paused (above its high-water mark)
+
+    def data_received(self, data: bytes) -> None:
+        # 16 KiB at a time: a 256 KiB read of 6-byte pings is 40,000 frames parsed at once, megabytes of them, and
+        # a flood of them is noticed (handle_ping) only after each read is done.
+        for start in range(0, len(data), READ_CHUNK):
+            if self.transport.is_closing():
+                return
+            super().data_received(data[start : start + READ_CHUNK])
+
+    def handle_ping(self) -> None:
+        buffered = self.transport.get_write_buffer_size()
+        super().handle_ping()
+        if not self.writable.is_set():  # paused: the client is not reading
+            self.unsent_pongs += self.transport.get_write_buffer_size() - buffered
+            if self.unsent_pongs > self.transport.get_write_buffer_limits()[1] and self.transport.is_reading():
+                self.close_slow_consumer()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.unsent_pongs = 0  # the client reads
+
+    def close_slow_consumer(self) -> None:
+        """What uvicorn does for the application's ``websocket.close``, but at once, reading no more, and aborting
+        the connection (uvicorn's close() would wait for ever) if the client has not read it after CLOSE_TIMEOUT."""
+        self.transport.pause_reading()
+        self.read_paused = False  # or receive() would resume reading
+        if not self.close_sent:
+            self.queue.put_nowait(
+                {"type": "websocket.disconnect", "code": SLOW_CONSUMER.code, "reason": SLOW_CONSUMER.reason}
+            )
+            self.conn.send_close(SLOW_CONSUMER.code, SLOW_CONSUMER.reason)
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.close_sent = True
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+        self.close_timer = self.loop.call_later(CLOSE_TIMEOUT, self.transport.abort)

@@ -21,7 +21,7 @@ from chatcore.protocol import BINARY_FRAME, Close, closed_by_peer
 from chatcore.session import Hub, Session
 from chatcore.settings import Settings
 from chatcore.web import INDEX_HTML, find_client_file, grant_token, health
-from protocols import HttpProtocol
+from protocols import HttpProtocol, WebSocketProtocol
 
 IMPL = "fastapi"
 logger = logging.getLogger("chat")
@@ -147,7 +147,7 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         http=HttpProtocol,  # with limits and a deadline on request heads (protocols.py)
-        ws="websockets-sansio",
+        ws=WebSocketProtocol,  # uvicorn's "websockets-sansio", with backpressure on pongs (protocols.py)
         ws_per_message_deflate=False,
         log_level=settings.log_level,
         # Limits

@@ -30,6 +30,7 @@ from zope.interface import implementer
 
 from chat.hub import get_hub, setup_chat_logging
 from chatcore.limits import HEAD_TIMEOUT, LINGER, HeadCheck, raise_descriptor_limit, refusal
+from chatcore.protocol import SLOW_CONSUMER
 from chatcore.session import CLOSE_TIMEOUT, SHUTDOWN_TIMEOUT
 
 logger = logging.getLogger("chat")
@@ -43,12 +44,14 @@ class WriteBuffer:
     def __init__(self) -> None:
         self.has_room = asyncio.Event()
         self.has_room.set()
+        self.unsent_pongs = 0  # bytes of pongs written while the buffer was full (see ChatWebSocketProtocol.onPing)
 
     def pauseProducing(self) -> None:  # Twisted's names
         self.has_room.clear()
 
     def resumeProducing(self) -> None:
         self.has_room.set()
+        self.unsent_pongs = 0  # the client reads
 
     def stopProducing(self) -> None:  # the connection is gone: let waiting writers go
         self.has_room.set()
@@ -119,10 +122,15 @@ class ChatWebSocketProtocol(WebSocketProtocol):  # type: ignore[misc]  # daphne 
       refuses 1001, 1003 and 1008);
     - a write buffer that the application can wait on while the client is not reading;
     - the client's close frame reaches the application at once, and a close that waits for a client that does
-      not read ends after CLOSE_TIMEOUT (autobahn would wait for ever).
+      not read ends after CLOSE_TIMEOUT (autobahn would wait for ever);
+    - a client that sends pings and reads nothing is closed with 4001 (autobahn answers every ping at once, and
+      the pongs would pile up in Twisted's write buffer without bound);
+    - a close frame that autobahn refuses (an invalid code, a reason that is not UTF-8) is answered with 1002 or
+      1007 and an orderly end of the TCP connection, not a reset.
     """
 
     muted: bool = False  # daphne's: set once the application must hear nothing more from this connection
+    abort_timer: asyncio.TimerHandle | None = None  # dropConnection's, cancelled once closed
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -149,15 +157,38 @@ class ChatWebSocketProtocol(WebSocketProtocol):  # type: ignore[misc]  # daphne 
         takes as long as the client takes to read what is still buffered for it: tell the application now."""
         failed = super().onCloseFrame(code, reasonRaw)
         if not failed and not self.muted and hasattr(self, "application_queue"):
-            self.application_queue.put_nowait({"type": "websocket.disconnect", "code": self.remoteCloseCode or 1005})
+            # If autobahn refused the client's close frame, its own code (1002, 1007) says why, as in chapters 1, 3.
+            code = self.localCloseCode if self.failedByMe else self.remoteCloseCode or 1005
+            self.application_queue.put_nowait({"type": "websocket.disconnect", "code": code})
             self.muted = True  # no more frames for the application, and no second disconnect from onClose
         return failed  # type: ignore[no-any-return]
 
+    def onPing(self, payload: bytes) -> None:
+        super().onPing(payload)  # autobahn writes the pong at once, whether or not the client reads
+        if not self.write_buffer.has_room.is_set() and self.state == self.STATE_OPEN:  # Twisted paused us: full
+            self.write_buffer.unsent_pongs += 2 + len(payload)  # a pong's header is 2 bytes (its payload <= 125)
+            if self.write_buffer.unsent_pongs > self.transport.bufferSize:
+                self.close_slow_consumer()
+
+    def close_slow_consumer(self) -> None:
+        """Close with 4001, behind what the client has not read; read nothing more. autobahn aborts the connection
+        if the client has not answered after closeHandshakeTimeout (CLOSE_TIMEOUT)."""
+        self.transport.pauseProducing()  # Twisted's transport stops reading
+        self.sendCloseFrame(code=SLOW_CONSUMER.code, reasonUtf8=SLOW_CONSUMER.reason.encode())  # no more pongs
+        if not self.muted and hasattr(self, "application_queue"):
+            self.application_queue.put_nowait({"type": "websocket.disconnect", "code": SLOW_CONSUMER.code})
+            self.muted = True
+
     def dropConnection(self, abort: bool = False) -> None:
-        """A clean close waits until the client has read everything buffered for it: at most CLOSE_TIMEOUT."""
+        """A clean close waits until the client has read everything buffered for it: at most CLOSE_TIMEOUT.
+
+        Clean includes the close that autobahn, as a server, aborts (a TCP reset, dropping whatever is still
+        buffered) when the client's close frame answers ours: ours may not have left yet, when autobahn has just
+        written it to refuse that very close frame (an invalid code or reason: 1002, 1007)."""
+        abort = abort and not self.wasClean
         super().dropConnection(abort)
-        if not abort:
-            asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self.abort_if_still_open)
+        if not abort and self.abort_timer is None and not self.closed.done():
+            self.abort_timer = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self.abort_if_still_open)
 
     def abort_if_still_open(self) -> None:
         if not self.closed.done():
@@ -165,6 +196,8 @@ class ChatWebSocketProtocol(WebSocketProtocol):  # type: ignore[misc]  # daphne 
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         super().onClose(wasClean, code, reason)
+        if self.abort_timer is not None:
+            self.abort_timer.cancel()  # else the loop keeps this connection, closed, for CLOSE_TIMEOUT
         self.write_buffer.stopProducing()
         if not self.closed.done():
             self.closed.set_result(None)

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import mimetypes
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from email.utils import formatdate
 from functools import partial
 from http import HTTPStatus
@@ -19,8 +19,9 @@ import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, InvalidOrigin
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
-from websockets.protocol import State
+from websockets.protocol import Event, State
 from websockets.typing import Origin
 
 from bench import bench, bench_route
@@ -28,7 +29,7 @@ from chatcore.handshake import Handshake, Refusal, authenticate, check_request
 from chatcore.limits import HeadCheck, raise_descriptor_limit, refusal_body
 from chatcore.logs import printable, setup_logging, shorten
 from chatcore.metrics import render
-from chatcore.protocol import BINARY_FRAME, Close, closed_by_peer
+from chatcore.protocol import BINARY_FRAME, SLOW_CONSUMER, Close, closed_by_peer
 from chatcore.session import CLOSE_TIMEOUT, Hub, Session
 from chatcore.settings import Settings
 from chatcore.web import INDEX_HTML, find_client_file, grant_token, health
@@ -38,6 +39,8 @@ CHAT_PATH = "/ws/chat/"
 logger = logging.getLogger("chat")
 access_log = logging.getLogger("chat.access")
 
+# Limits
+READ_CHUNK = 2**14  # bytes of a read that the library parses at once
 # Timeouts
 OPEN_TIMEOUT = 10.0  # for the HTTP request and the opening handshake
 SHUTDOWN_GRACE = 1.0  # after hub.shutdown(): how long the connection handlers get to finish
@@ -92,6 +95,8 @@ async def create_server(settings: Settings, hub: Hub) -> Server:
             await bench(websocket, baselines.pop(websocket))
             return
         session = await hub.connect(handshakes.pop(websocket))
+        assert isinstance(websocket, ChatConnection)
+        websocket.on_slow_consumer = partial(session.close, SLOW_CONSUMER)
         await session.run(
             read_frames(websocket, session), write_frames(websocket, session), partial(send_close, websocket)
         )
@@ -131,12 +136,47 @@ class ChatConnection(ServerConnection):
     or half-closes TCP, the library waits for the TCP connection to end. It gives up after ``close_timeout``
     only while a ``send()`` or ``close()`` is waiting; ``recv()`` waits for ever. So a client that reads
     nothing more would keep its place in the room until the heartbeat timeout.
+
+    And a slow consumer that sends pings: the library answers them without flow control, even after a close
+    frame has gone, so a client that sends pings and reads nothing would make the write buffer grow without
+    bound. Once the pongs buffered while the write buffer is above ``write_limit`` exceed ``write_limit``
+    themselves, nothing more is read from the connection, and it is closed with 4001 (unless a close frame has
+    gone already) and aborted after ``close_timeout`` (SPEC.md §13.4).
     """
 
     abort_timer: asyncio.TimerHandle | None = None
+    on_slow_consumer: Callable[[], None] | None = None  # chat() sets it: the session's close with 4001
+    unsent_pongs = 0  # bytes of pongs written while the write buffer was above write_limit
+
+    def process_event(self, event: Event) -> None:
+        super().process_event(event)  # the library wrote the pong already, in data_received
+        if isinstance(event, Frame) and event.opcode is Opcode.PING and self.paused:
+            self.unsent_pongs += 2 + len(event.data)  # a pong's header is 2 bytes (its payload is <= 125)
+            if self.unsent_pongs > self.write_limit_high and self.transport.is_reading():
+                self.close_slow_consumer()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.unsent_pongs = 0  # the client reads
+
+    def close_slow_consumer(self) -> None:
+        self.protocol.fail(SLOW_CONSUMER.code, SLOW_CONSUMER.reason)  # the close frame if none went yet; then
+        self.send_data()  # nothing more is parsed. Behind what the client has not read: it sees it if it reads
+        self.transport.pause_reading()
+        if self.close_timeout is not None:
+            if self.close_deadline is None:
+                self.close_deadline = self.loop.time() + self.close_timeout
+            self.abort_at(self.close_deadline)
+        if self.on_slow_consumer is not None:
+            self.on_slow_consumer()  # the session ends at once: its leave is announced (SPEC.md §13.4)
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
+        # 16 KiB at a time: a 256 KiB read of 6-byte pings is 40,000 frames parsed at once, megabytes of them, and
+        # a flood of them is noticed (process_event) only after each read is done.
+        for start in range(0, len(data), READ_CHUNK):
+            if self.transport.is_closing():
+                return
+            super().data_received(data[start : start + READ_CHUNK])
         if self.close_deadline is not None:  # a close is under way
             self.abort_at(self.close_deadline)
 
@@ -158,7 +198,7 @@ class ChatConnection(ServerConnection):
 async def read_frames(websocket: ServerConnection, session: Session) -> None:
     while True:
         try:
-            message = await websocket.recv()
+            message = await receive(websocket)
         except ConnectionClosed as closed:
             session.close(closed_by_peer(close_code(closed)))
             return
@@ -167,6 +207,17 @@ async def read_frames(websocket: ServerConnection, session: Session) -> None:
         else:
             session.close(BINARY_FRAME)
             return
+
+
+async def receive(websocket: ServerConnection) -> str | bytes:
+    """The next message, like ``recv()`` but however many fragments it comes in. ``recv()`` closes with 1009 a
+    message of more than 4096 fragments (WEBSOCKETS_MAX_FRAGMENTS), however small; ``max_size`` already bounds
+    its bytes (SPEC.md §13.1), and empty fragments are not kept."""
+    parts: list[str | bytes] = []
+    async for part in websocket.recv_streaming():
+        if part or not parts:  # the first part, even empty, tells text from binary
+            parts.append(part)
+    return parts[0][:0].join(parts)  # type: ignore[arg-type]
 
 
 async def write_frames(websocket: ServerConnection, session: Session) -> None:
@@ -266,7 +317,8 @@ async def shutdown(server: Server, hub: Hub) -> None:
         websocket.transport.abort()  # a client that neither reads nor answers the close: no more waiting
     with contextlib.suppress(TimeoutError):
         # The handlers finish at once; one still waiting for a half-sent HTTP request is cancelled on exit.
-        await asyncio.wait_for(server.wait_closed(), SHUTDOWN_GRACE)
+        async with asyncio.timeout(SHUTDOWN_GRACE):
+            await server.wait_closed()
 
 
 async def run(settings: Settings) -> None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -56,7 +57,8 @@ class Departure:
 
 
 class BackendUnavailable(Exception):
-    """The backend can't be reached (Redis is down): connections close with 1013, "try again later"."""
+    """The backend can't take the connection now: Redis is down, or this process holds CHAT_MAX_ROOMS rooms, each
+    with members. Connections close with 1013, "try again later"."""
 
 
 class Backend(Protocol):
@@ -71,8 +73,8 @@ class Backend(Protocol):
     async def leave(self, room: str, user: str) -> PresenceChange: ...
 
     async def sweep(self) -> list[Departure]:
-        """Called every third of CHAT_PRESENCE_TTL: renew this process's presence, report who left with a
-        process that died."""
+        """Called every third of CHAT_PRESENCE_TTL (or of CHAT_ROOM_TTL, if shorter): renew this process's presence,
+        report who left with a process that died, forget the rooms idle for longer than CHAT_ROOM_TTL."""
 
     async def aclose(self) -> None: ...
 
@@ -87,21 +89,40 @@ class MemoryRoom:
 
 
 class MemoryBackend:
-    """One process's rooms. A room with history is kept for the life of the process (so it can be resumed);
-    one without is dropped when its last member leaves. Every method runs without awaiting anything, so
-    each one is atomic with respect to every other connection on the event loop."""
+    """One process's rooms. A room with history is kept after its last member leaves (so that it can be resumed),
+    for CHAT_ROOM_TTL; one without is dropped at once. At most CHAT_MAX_ROOMS rooms: to make room for a new one,
+    the one empty the longest is forgotten, and if every room has members, the connection is refused (1013).
+    Every method runs without awaiting anything, so each one is atomic with respect to every other connection
+    on the event loop."""
 
     shared = False
 
-    def __init__(self, history_size: int) -> None:
+    def __init__(
+        self,
+        history_size: int,
+        *,
+        room_ttl: float = 86400.0,
+        max_rooms: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.history_size = history_size
+        self.room_ttl = room_ttl
+        self.max_rooms = max_rooms
+        self.clock = clock
         self.rooms: dict[str, MemoryRoom] = {}
+        self.empty: OrderedDict[str, float] = OrderedDict()  # rooms without members: when they emptied, oldest first
 
     def _room(self, name: str) -> MemoryRoom:
         room = self.rooms.get(name)
         if room is None:
             room = self.rooms[name] = MemoryRoom()
         return room
+
+    def _forget_expired(self) -> None:
+        """Forget the rooms that have been empty for CHAT_ROOM_TTL."""
+        expired = self.clock() - self.room_ttl
+        while self.empty and next(iter(self.empty.values())) <= expired:
+            del self.rooms[self.empty.popitem(last=False)[0]]
 
     async def publish(self, room: str, user: str, msg_id: str, text: str) -> Published:
         state = self._room(room)
@@ -129,7 +150,13 @@ class MemoryBackend:
         return Snapshot(state.epoch, state.seq, resumed, messages)
 
     async def join(self, room: str, user: str) -> PresenceChange:
+        self._forget_expired()
+        if room not in self.rooms and len(self.rooms) >= self.max_rooms:
+            if not self.empty:
+                raise BackendUnavailable(f"{self.max_rooms} rooms, each with members (CHAT_MAX_ROOMS)")
+            del self.rooms[self.empty.popitem(last=False)[0]]  # the room empty the longest
         state = self._room(room)
+        self.empty.pop(room, None)
         state.connections[user] += 1
         return PresenceChange(sorted(state.connections), state.connections[user] == 1)
 
@@ -139,11 +166,15 @@ class MemoryBackend:
         last = state.connections[user] <= 0
         if last:
             del state.connections[user]
-            if not state.connections and not state.history:
-                del self.rooms[room]  # nothing to keep: a room nobody talked in costs nothing after it empties
+            if not state.connections:
+                if state.history:
+                    self.empty[room] = self.clock()
+                else:
+                    del self.rooms[room]  # nothing to keep: a room nobody talked in costs nothing after it empties
         return PresenceChange(sorted(state.connections), last)
 
     async def sweep(self) -> list[Departure]:
+        self._forget_expired()
         return []  # one process: nobody else's presence to expire
 
     async def aclose(self) -> None:
@@ -153,9 +184,12 @@ class MemoryBackend:
 def create_backend(settings: Settings) -> Backend:
     """The in-memory backend, or the Redis one when CHAT_REDIS_URL is set."""
     if not settings.redis_url:
-        return MemoryBackend(settings.history_size)
+        return MemoryBackend(settings.history_size, room_ttl=settings.room_ttl, max_rooms=settings.max_rooms)
     from chatcore.backend_redis import RedisBackend, connect
 
     return RedisBackend(
-        connect(settings.redis_url), history_size=settings.history_size, presence_ttl=settings.presence_ttl
+        connect(settings.redis_url),
+        history_size=settings.history_size,
+        presence_ttl=settings.presence_ttl,
+        room_ttl=settings.room_ttl,
     )

@@ -40,8 +40,8 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
 # KEYS: meta, history, ids, the room's channel. ARGV: "user id", the payload's JSON, history size, an epoch for a
-# new room. Returns {seq, frame}, or {seq} for a retry. It publishes the frame itself: every process gets the
-# room's messages in seq order, because Redis runs scripts one at a time.
+# new room, the room's TTL (ms). Returns {seq, frame}, or {seq} for a retry. It publishes the frame itself: every
+# process gets the room's messages in seq order, because Redis runs scripts one at a time.
 PUBLISH = """
 local seq = redis.call('HGET', KEYS[3], ARGV[1])
 if seq then return {tonumber(seq)} end
@@ -50,21 +50,24 @@ seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local frame = '{"type":"chat.message","seq":' .. seq .. ',"payload":' .. ARGV[2] .. '}'
 redis.call('RPUSH', KEYS[2], seq .. '\\n' .. ARGV[1] .. '\\n' .. frame)
 redis.call('HSET', KEYS[3], ARGV[1], seq)
-redis.call('PUBLISH', KEYS[4], seq .. ' - ' .. frame)
+redis.call('PUBLISH', KEYS[4], seq .. ' ' .. frame)
 while redis.call('LLEN', KEYS[2]) > tonumber(ARGV[3]) do
     local old = redis.call('LPOP', KEYS[2])
     local a = string.find(old, '\\n', 1, true)
     local b = string.find(old, '\\n', a + 1, true)
     redis.call('HDEL', KEYS[3], string.sub(old, a + 1, b - 1))
 end
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
 return {seq, frame}
 """
 
-# KEYS: meta, history. ARGV: an epoch for a new room, the client's since ("" for none) and epoch ("" for none).
-# Returns {epoch, seq, 1 if resumed else 0, the messages to replay...}: after since when it resumes, all of
-# history when it doesn't (SPEC.md §9), nothing without since. History holds seqs seq-LLEN+1 .. seq.
+# KEYS: meta, history, ids. ARGV: an epoch for a new room, the client's since ("" for none) and epoch ("" for none),
+# the room's TTL (ms). Returns {epoch, seq, 1 if resumed else 0, the messages to replay...}: after since when it
+# resumes, all of history when it doesn't (SPEC.md §9), nothing without since. History holds seqs seq-LLEN+1 .. seq.
+# A room's keys live for its TTL after its last message or snapshot: a member's heartbeat takes one (see Session).
 SNAPSHOT = """
 redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1])
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
 local meta = redis.call('HMGET', KEYS[1], 'epoch', 'seq')
 local epoch, seq = meta[1], tonumber(meta[2] or '0')
 if ARGV[2] == '' then return {epoch, seq, 0} end
@@ -137,7 +140,8 @@ def keys(room: str) -> tuple[str, str, str, str]:
 
 
 def channel(room: str) -> str:
-    """The pub/sub channel of a room (chatcore.fanout_redis): "<seq> <session to skip, or -> <frame>"."""
+    """The pub/sub channel of a room (chatcore.fanout_redis): "<seq> <frame>" for a chat message, "0 <topic> <user>
+    <frame>" for a presence change."""
     return f"chat:{{{room}}}:fanout"
 
 
@@ -147,15 +151,17 @@ REDIS_TIMEOUT = 5.0  # the longest a connection waits on Redis (for a pooled con
 REDIS_CONNECTIONS = 50  # per process. Redis runs one command at a time: more connections add no throughput
 
 
-def redis_host(url: str, *, socket_timeout: float | None = REDIS_TIMEOUT) -> dict[str, Any]:
-    """redis-py's connection settings for ``url``: a Redis that is down or stalled makes connections close with
-    1013 (SPEC.md §17) instead of hanging them; a connection that a Redis restart broke is reopened and the command
-    retried twice, quickly (a command that timed out is not retried: Redis may have run it)."""
+def redis_host(url: str) -> dict[str, Any]:
+    """redis-py's connection settings for ``url``: a connection that a Redis restart broke is reopened and the
+    command retried twice, quickly. No read timeout: ``reachable()`` bounds each call instead. (redis-py bounds
+    reads and writes with ``asyncio.wait_for``, which on Python 3.11 can swallow the cancellation of the task that
+    waits, CPython issue gh-86296: a connection's writer, cancelled as its client left, would go on for ever. And
+    an idle pub/sub connection must not time out at all.)"""
     return {
         "address": url,
         # Timeouts
         "socket_connect_timeout": 2,
-        "socket_timeout": socket_timeout,
+        "socket_timeout": None,
         "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
         "retry_on_error": [redis.ConnectionError],
     }
@@ -197,10 +203,13 @@ class RedisBackend:
 
     shared = True
 
-    def __init__(self, client: redis.Redis, *, history_size: int, presence_ttl: float) -> None:
+    def __init__(
+        self, client: redis.Redis, *, history_size: int, presence_ttl: float, room_ttl: float = 86400.0
+    ) -> None:
         self.client = client
         self.history_size = history_size
         self.ttl_ms = max(1, round(presence_ttl * 1000))
+        self.room_ttl_ms = max(1, round(room_ttl * 1000))
         self.process = secrets.token_hex(8)  # this process's name in presence entries
         self.rooms: dict[str, Counter[str]] = {}  # room -> user -> this process's open connections
         self._publish = client.register_script(PUBLISH)
@@ -212,7 +221,7 @@ class RedisBackend:
     async def publish(self, room: str, user: str, msg_id: str, text: str) -> Published:
         meta, history, ids, _ = keys(room)
         payload = orjson.dumps({"id": msg_id, "user": user, "text": text, "ts": int(time.time() * 1000)})
-        args = (f"{user} {msg_id}", payload, self.history_size, secrets.token_hex(8))
+        args = (f"{user} {msg_id}", payload, self.history_size, secrets.token_hex(8), self.room_ttl_ms)
         async with reachable():
             reply = await self._publish(keys=[meta, history, ids, channel(room)], args=args)
         if len(reply) == 1:
@@ -221,10 +230,10 @@ class RedisBackend:
         return Published(seq, Message(seq, frame))
 
     async def snapshot(self, room: str, since: int | None, epoch: str | None) -> Snapshot:
-        meta, history, _, _ = keys(room)
-        args = (secrets.token_hex(8), "" if since is None else str(since), epoch or "")
+        meta, history, ids, _ = keys(room)
+        args = (secrets.token_hex(8), "" if since is None else str(since), epoch or "", self.room_ttl_ms)
         async with reachable():
-            reply = await self._snapshot(keys=[meta, history], args=args)
+            reply = await self._snapshot(keys=[meta, history, ids], args=args)
         messages = [Message(int(seq), frame) for seq, _, frame in (entry.split("\n", 2) for entry in reply[3:])]
         return Snapshot(str(reply[0]), int(reply[1]), bool(reply[2]), messages)
 

@@ -1,14 +1,17 @@
 """How a frame reaches every connection in a room: within one process, or through a broker.
 
-The hub commits a message in the backend, then hands its frame to the fan-out. ``LocalFanout`` puts it straight
-into each connection's queue; chapter 2's ``GroupFanout`` sends it through a Channels group instead. A fan-out
-may lose frames on the way (a channel layer over capacity, Redis pub/sub): ``Session`` refills chat messages
-that went missing from history, so members still get every message once, in order (SPEC.md §7, §9).
+The hub commits a message in the backend, then hands its frame to the fan-out; it announces presence changes the
+same way. ``LocalFanout`` puts a frame straight into each connection's queue; chapter 2's ``GroupFanout`` sends it
+through a Channels group instead. A fan-out may lose frames on the way (a channel layer over capacity, Redis
+pub/sub): ``Session`` refills chat messages that went missing from history, so members still get every message
+once, in order (SPEC.md §7, §9).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
+
+from chatcore.presence import Announcement, Batcher
 
 if TYPE_CHECKING:
     from chatcore.backend import Backend
@@ -22,8 +25,12 @@ class Fanout(Protocol):
 
     async def unsubscribe(self, session: Session) -> None: ...
 
-    async def publish(self, room: str, frame: str, *, seq: int = 0, skip: Session | None = None) -> None:
-        """Deliver ``frame`` (a chat message when ``seq`` > 0) to every subscriber of the room but ``skip``."""
+    async def publish(self, room: str, frame: str, *, seq: int) -> None:
+        """Deliver the chat message ``frame``, committed as ``seq``, to every subscriber of the room."""
+
+    async def announce(self, room: str, user: str, frame: str, topic: str = "presence") -> None:
+        """Deliver a presence ``frame`` about ``user`` to the room's subscribers but ``user``'s own connections
+        (``presence.Batcher`` batches them: ``topic`` says what the frame is the latest state of)."""
 
     async def aclose(self) -> None: ...
 
@@ -34,6 +41,7 @@ class LocalFanout:
 
     def __init__(self) -> None:
         self.rooms: dict[str, set[Session]] = {}
+        self.presence = Batcher(self.deliver)
 
     async def subscribe(self, session: Session) -> None:
         self.rooms.setdefault(session.room, set()).add(session)
@@ -45,10 +53,16 @@ class LocalFanout:
             if not room:
                 del self.rooms[session.room]
 
-    async def publish(self, room: str, frame: str, *, seq: int = 0, skip: Session | None = None) -> None:
+    async def publish(self, room: str, frame: str, *, seq: int) -> None:
         for session in self.rooms.get(room, ()):
-            if session is not skip:
-                session.send(frame, seq)
+            session.send(frame, seq)
+
+    async def announce(self, room: str, user: str, frame: str, topic: str = "presence") -> None:
+        self.presence.add(room, user, frame, topic)
+
+    def deliver(self, room: str, announcement: Announcement) -> None:
+        for session in self.rooms.get(room, ()):
+            session.announce(announcement)
 
     async def aclose(self) -> None:
         pass
@@ -60,5 +74,5 @@ def create_fanout(backend: Backend) -> Fanout:
     from chatcore.fanout_redis import RedisFanout
 
     if isinstance(backend, RedisBackend):
-        return RedisFanout(backend.client, backend.process)
+        return RedisFanout(backend.client)
     return LocalFanout()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -30,9 +29,8 @@ RETRY_DELAY = 0.5  # between attempts to read from a pub/sub connection that fai
 
 
 class RedisFanout:
-    def __init__(self, client: redis.Redis, process: str) -> None:
+    def __init__(self, client: redis.Redis) -> None:
         self.client = client
-        self.process = process  # tells this process's sessions from other processes' in a frame's skip field
         self.local = LocalFanout()
         self.pubsub = client.pubsub()
         self.subscribed: dict[str, asyncio.Event] = {}  # channel -> set once Redis has confirmed it
@@ -41,8 +39,6 @@ class RedisFanout:
         # the listener doesn't read would never be confirmed, nor their messages delivered.
         self.commands = asyncio.Lock()
         self.listener: asyncio.Task[None] | None = None
-        self.tokens: dict[Session, str] = {}  # see token()
-        self.counter = itertools.count()
 
     async def subscribe(self, session: Session) -> None:
         name = channel(session.room)
@@ -60,13 +56,13 @@ class RedisFanout:
                 self.listener = asyncio.create_task(self.listen(), name="redis-fanout")
         # Subscribed before the hub takes its snapshot: no message falls between the two (SPEC.md §9).
         try:
-            await asyncio.wait_for(confirmed.wait(), REDIS_TIMEOUT)
+            async with asyncio.timeout(REDIS_TIMEOUT):
+                await confirmed.wait()
         except TimeoutError:
             raise BackendUnavailable(f"Redis did not confirm the subscription to {name}") from None
 
     async def unsubscribe(self, session: Session) -> None:
         await self.local.unsubscribe(session)
-        self.tokens.pop(session, None)
         name = channel(session.room)
         if session.room not in self.local.rooms and self.subscribed.pop(name, None) is not None:
             try:
@@ -76,11 +72,12 @@ class RedisFanout:
                 self.pubsub.channels.pop(name, None)  # or redis-py subscribes to it again when Redis is back
                 raise
 
-    async def publish(self, room: str, frame: str, *, seq: int = 0, skip: Session | None = None) -> None:
-        if seq:
-            return  # a committed message: the backend's script has published it already, in seq order
+    async def publish(self, room: str, frame: str, *, seq: int) -> None:
+        pass  # the backend's script has published it already, in seq order
+
+    async def announce(self, room: str, user: str, frame: str, topic: str = "presence") -> None:
         async with reachable():
-            await self.client.publish(channel(room), f"0 {self.token(skip)} {frame}")
+            await self.client.publish(channel(room), f"0 {topic} {user} {frame}")
 
     async def listen(self) -> None:
         """Read this process's pub/sub connection for ever, and hand each frame to the local sessions."""
@@ -104,20 +101,14 @@ class RedisFanout:
             if event is not None:
                 event.set()
         elif message["type"] == "message":
-            seq, skip, frame = str(message["data"]).split(" ", 2)
+            seq, frame = str(message["data"]).split(" ", 1)
             room = name[name.index("{") + 1 : name.rindex("}")]
-            for session in self.local.rooms.get(room, ()):
-                if skip != self.token(session):
+            if seq != "0":
+                for session in self.local.rooms.get(room, ()):
                     session.send(frame, int(seq))
-
-    def token(self, session: Session | None) -> str:
-        """How frames name a session to skip: unique across processes, never "-" (which skips nobody)."""
-        if session is None:
-            return "-"
-        token = self.tokens.get(session)
-        if token is None:
-            token = self.tokens[session] = f"{self.process}.{next(self.counter)}"
-        return token
+            else:  # a presence change: "<topic> <user> <frame>", batched per room as in one process
+                topic, user, frame = frame.split(" ", 2)
+                self.local.presence.add(room, user, frame, topic)
 
     async def aclose(self) -> None:
         if self.listener is not None:

@@ -53,6 +53,8 @@ def closed_by_peer(code: int | None) -> Close:
         return Close(code or 1006, "", "connection_lost", send=False)
     if code == 1009:
         return Close(1009, "", "message_too_big", send=False)
+    if code == SLOW_CONSUMER.code:  # the server's WebSocket layer closed it: its pongs piled up unread (§13.4)
+        return Close(SLOW_CONSUMER.code, SLOW_CONSUMER.reason, SLOW_CONSUMER.label, send=False)
     if code in (1002, 1007):
         return Close(code, "", "protocol_error", send=False)
     return Close(code, "", "client_closed", send=False)
@@ -164,8 +166,8 @@ def ack_frame(*, id: str, seq: int) -> str:
     return encode({"type": "ack", "id": id, "seq": seq})
 
 
-def presence_frame(kind: str, *, user: str, members: list[str]) -> str:
-    return encode({"type": f"presence.{kind}", "payload": {"user": user, "members": members}})
+def presence_frame(kind: str, *, user: str, count: int) -> str:
+    return encode({"type": f"presence.{kind}", "payload": {"user": user, "count": count}})
 
 
 def error_frame(*, code: str, detail: str, id: str | None = None) -> str:

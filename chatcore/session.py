@@ -23,6 +23,7 @@ from chatcore.backend import Backend, BackendUnavailable, Snapshot, create_backe
 from chatcore.fanout import Fanout, create_fanout
 from chatcore.handshake import Handshake
 from chatcore.metrics import CONNECTIONS, DISCONNECTS, FANOUT_GAPS, MESSAGES_DELIVERED, MESSAGES_RECEIVED
+from chatcore.presence import Announcement
 from chatcore.protocol import (
     GOING_AWAY,
     HEARTBEAT_TIMEOUT,
@@ -68,9 +69,10 @@ class Session:
         self.settings = settings
         loop = asyncio.get_running_loop()
         self.clock = loop.time
-        # Frames to send, as (seq, frame): seq > 0 for chat.message frames, 0 for everything else.
-        self.backlog: deque[tuple[int, str]] = deque()  # welcome and replay: sent first, not bounded
-        self.outbox: asyncio.Queue[tuple[int, str]] = asyncio.Queue(settings.send_queue)
+        # Frames to send, as (seq, frame): seq > 0 for chat.message frames, 0 for everything else. The outbox
+        # also takes presence announcements, each one entry, however many frames it holds.
+        self.backlog: deque[tuple[int, str]] = deque()  # welcome and replay (and an announcement): sent first
+        self.outbox: asyncio.Queue[tuple[int, str] | Announcement] = asyncio.Queue(settings.send_queue)
         self.epoch = ""  # the room's epoch when this connection joined
         self.last_seq = 0  # the seq of the last chat.message handed to the socket
         self.queued_seq = 0  # the highest seq queued for it
@@ -86,19 +88,31 @@ class Session:
 
     def send(self, frame: str, seq: int = 0) -> None:
         """Queue a frame for the writer. A full queue means the client is not reading: close it with 4001."""
+        if self._queue((seq, frame)):
+            self.queued_seq = max(self.queued_seq, seq)
+
+    def announce(self, announcement: Announcement) -> None:
+        """Queue presence changes (SPEC.md §10): those about other users than this connection's."""
+        self._queue(announcement)
+
+    def _queue(self, item: tuple[int, str] | Announcement) -> bool:
         if self.ended.done():
-            return
+            return False
         try:
-            self.outbox.put_nowait((seq, frame))
+            self.outbox.put_nowait(item)
         except asyncio.QueueFull:
             self.close(SLOW_CONSUMER)
-            return
-        self.queued_seq = max(self.queued_seq, seq)
+            return False
+        return True
 
     async def next_frame(self) -> str:
         """The next frame to write to the socket, in protocol order: each chat.message once, without a gap."""
         while True:
-            seq, frame = self.backlog.popleft() if self.backlog else await self.outbox.get()
+            item = self.backlog.popleft() if self.backlog else await self.outbox.get()
+            if isinstance(item, Announcement):  # the backlog is empty: its frames go next
+                self.backlog.extend((0, frame) for user, frame in item.changes if user != self.user)
+                continue
+            seq, frame = item
             if seq:
                 if seq <= self.last_seq:
                     # Already sent: the replay and the live stream overlap (see Hub.connect), or it was refilled.
@@ -270,7 +284,8 @@ class Session:
     async def _send_close(send_close: Callable[[Close], Awaitable[None]], close: Close) -> None:
         # Bounded: the close frame waits behind whatever a slow consumer has not read yet.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(send_close(close), CLOSE_TIMEOUT)
+            async with asyncio.timeout(CLOSE_TIMEOUT):  # not wait_for: on Python 3.11 it can swallow a cancel
+                await send_close(close)
 
     async def _serve(self, reader: Coroutine[Any, Any, None], writer: Coroutine[Any, Any, None]) -> None:
         tasks = [asyncio.create_task(reader), asyncio.create_task(writer), asyncio.create_task(self.heartbeat())]
@@ -304,8 +319,8 @@ class Hub:
         """Join the room: queue the welcome and the replay, tell the others if this user just arrived. If the
         backend is unavailable, the session returned is closed already (1013), without a welcome."""
         session = Session(self, handshake.user, handshake.room, address)
-        if self.backend.shared and self.sweeper is None:
-            self.sweeper = asyncio.create_task(self.sweep(), name="presence-sweeper")
+        if self.sweeper is None:
+            self.sweeper = asyncio.create_task(self.sweep(), name="sweeper")
         self.sessions.add(session)
         CONNECTIONS.inc()
         try:
@@ -340,9 +355,9 @@ class Hub:
         if self.shutting_down:
             session.close(GOING_AWAY)
         if presence.changed:
-            frame = presence_frame("join", user=handshake.user, members=presence.members)
+            frame = presence_frame("join", user=handshake.user, count=len(presence.members))
             try:
-                await self.fanout.publish(handshake.room, frame, skip=session)
+                await self.fanout.announce(handshake.room, handshake.user, frame)
             except BackendUnavailable as exc:
                 session.unavailable(exc)
             except BaseException:
@@ -368,8 +383,8 @@ class Hub:
             if session.joined:  # first: the backend forgets this connection even if Redis is down
                 presence = await self.backend.leave(session.room, session.user)
                 if presence.changed:
-                    frame = presence_frame("leave", user=session.user, members=presence.members)
-                    await self.fanout.publish(session.room, frame)
+                    frame = presence_frame("leave", user=session.user, count=len(presence.members))
+                    await self.fanout.announce(session.room, session.user, frame)
         except BackendUnavailable as exc:
             # The backend's presence entry expires by itself, and a sweep announces the leave (SPEC.md §10).
             logger.warning("Leave of %r in %r not announced: %s", session.user, session.room, exc)
@@ -383,14 +398,14 @@ class Hub:
                 DISCONNECTS.labels(session.ended.result().label).inc()
 
     async def sweep(self) -> None:
-        """For ever, every third of CHAT_PRESENCE_TTL: renew this process's presence in the backend, and
-        announce the leaves of users whose process died (SPEC.md §10)."""
+        """For ever, every third of CHAT_PRESENCE_TTL (or CHAT_ROOM_TTL): renew this process's presence in the
+        backend, announce the leaves of users whose process died (SPEC.md §10), forget idle rooms (§9)."""
         while True:
-            await asyncio.sleep(self.settings.presence_ttl / 3)
+            await asyncio.sleep(min(self.settings.presence_ttl, self.settings.room_ttl) / 3)
             try:
                 for gone in await self.backend.sweep():
-                    frame = presence_frame("leave", user=gone.user, members=gone.members)
-                    await self.fanout.publish(gone.room, frame)
+                    frame = presence_frame("leave", user=gone.user, count=len(gone.members))
+                    await self.fanout.announce(gone.room, gone.user, frame)
             except BackendUnavailable as exc:
                 logger.warning("Presence not renewed: %s", exc)
             except Exception:  # a bug: log it, and keep renewing, or every member here would expire

@@ -24,6 +24,8 @@ class Settings:
     history_size: int = 500
     redis_url: str = ""  # empty: one process, everything in memory
     presence_ttl: float = 30.0
+    room_ttl: float = 86400.0  # how long a room without members keeps its history
+    max_rooms: int = 10_000  # rooms a process keeps in memory (without Redis)
     # Timeouts
     heartbeat_interval: float = 20.0
     heartbeat_timeout: float = 40.0
@@ -57,6 +59,11 @@ class Settings:
             history_size=int(_number(env, "CHAT_HISTORY_SIZE", 500, minimum=1, integer=True)),
             redis_url=redis_url,
             presence_ttl=_number(env, "CHAT_PRESENCE_TTL", 30.0, minimum=0.1),
+            # Redis renews a room's keys at each member's heartbeat: they must outlive two of them.
+            room_ttl=_number(
+                env, "CHAT_ROOM_TTL", max(86400.0, 2 * interval), minimum=2 * interval, why="twice the heartbeat"
+            ),
+            max_rooms=int(_number(env, "CHAT_MAX_ROOMS", 10_000, minimum=1, integer=True)),
             heartbeat_interval=interval,
             heartbeat_timeout=_number(env, "CHAT_HEARTBEAT_TIMEOUT", 2 * interval, minimum=0.01),
             max_message_bytes=int(_number(env, "CHAT_MAX_MESSAGE_BYTES", 65536, minimum=256, integer=True)),
@@ -90,7 +97,14 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
 
 
 def _number(
-    env: Mapping[str, str], name: str, default: float, *, minimum: float, maximum: float = 1e9, integer: bool = False
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    *,
+    minimum: float,
+    maximum: float = 1e9,
+    integer: bool = False,
+    why: str = "",
 ) -> float:
     raw = env.get(name, "")
     if not raw:
@@ -101,5 +115,6 @@ def _number(
     except ValueError:
         raise ValueError(f"{name} must be {kind}, got {raw!r}.") from None
     if not math.isfinite(value) or not minimum <= value <= maximum:
-        raise ValueError(f"{name} must be {kind} from {minimum:g} to {maximum:g}, got {raw!r}.")
+        lowest = f"{minimum:g} ({why})" if why else f"{minimum:g}"
+        raise ValueError(f"{name} must be {kind} from {lowest} to {maximum:g}, got {raw!r}.")
     return value

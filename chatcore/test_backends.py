@@ -11,7 +11,7 @@ import orjson
 import pytest
 import redis.asyncio as redis
 
-from chatcore.backend import Backend, MemoryBackend, PresenceChange, Published
+from chatcore.backend import Backend, BackendUnavailable, MemoryBackend, PresenceChange, Published
 from chatcore.backend_redis import RedisBackend, keys
 from chatcore.protocol import message_frame
 from tests.redis_server import RedisServer
@@ -160,3 +160,56 @@ async def test_redis_losing_its_data_changes_the_epoch(client: redis.Redis) -> N
 def test_keys_share_a_cluster_slot() -> None:
     """All of a room's keys carry the room in braces: Redis Cluster puts them in one slot."""
     assert all("{lobby}" in key for key in keys("lobby"))
+
+
+# Rooms don't live for ever (SPEC.md §9).
+
+
+async def test_empty_room_forgets_its_history_after_the_ttl() -> None:
+    """A room with history keeps it for CHAT_ROOM_TTL after its last member left; then it is forgotten."""
+    now = 0.0
+    backend = MemoryBackend(HISTORY, room_ttl=60, clock=lambda: now)
+    await backend.join("r", "alice")
+    await backend.publish("r", "alice", "m1", "x")
+    epoch = (await backend.snapshot("r", None, None)).epoch
+    await backend.leave("r", "alice")
+    now = 59.0
+    await backend.sweep()
+    await backend.join("r", "bob")  # back in time: the same room
+    assert (await backend.snapshot("r", 0, epoch)).resumed
+    await backend.leave("r", "bob")  # empty again from 59
+    now = 118.0
+    await backend.sweep()
+    assert "r" in backend.rooms
+    now = 119.0
+    await backend.sweep()
+    assert backend.rooms == {}
+
+
+async def test_max_rooms() -> None:
+    """At CHAT_MAX_ROOMS, a new room takes the place of the one empty the longest; when every room has members,
+    it is refused (BackendUnavailable: 1013)."""
+    backend = MemoryBackend(HISTORY, max_rooms=2)
+    for room in ("a", "b"):
+        await backend.join(room, "alice")
+        await backend.publish(room, "alice", "m1", "x")
+        await backend.leave(room, "alice")
+    await backend.join("c", "alice")  # a goes
+    assert set(backend.rooms) == {"b", "c"}
+    await backend.join("d", "alice")  # b goes
+    assert set(backend.rooms) == {"c", "d"}
+    with pytest.raises(BackendUnavailable, match="CHAT_MAX_ROOMS"):
+        await backend.join("e", "alice")
+    await backend.join("d", "bob")  # an existing room: no new one
+
+
+async def test_redis_keys_expire(client: redis.Redis) -> None:
+    """In Redis, a room's keys live CHAT_ROOM_TTL after its last message or snapshot (a member's heartbeat)."""
+    backend = RedisBackend(client, history_size=HISTORY, presence_ttl=30, room_ttl=60)
+    await backend.publish("r", "alice", "m1", "x")
+    meta, history, ids, _ = keys("r")
+    for key in (meta, history, ids):
+        assert 59_000 < await client.pttl(key) <= 60_000, key
+    await client.pexpire(meta, 1000)
+    await backend.snapshot("r", None, None)
+    assert await client.pttl(meta) > 59_000

@@ -116,7 +116,7 @@ export class ChatEvent extends Event {
  * - "state": {state, attempt, reason, delay?, retryAt?} (delay and retryAt, in ms, when "reconnecting")
  * - "message": {seq, epoch, id, user, text, ts, own}: each chat message once, in seq order
  * - "ack": {id, seq}: a message from send() is committed
- * - "presence": {kind: "welcome" | "join" | "leave", user, members}
+ * - "presence": {kind: "welcome" | "join" | "leave", user, members, count}: members is the room's, sorted
  * - "hole": {epoch, previousEpoch}: messages may be missing before the next one (history was lost)
  * - "refused": {}: the server refused the handshake (HTTP 403): get a new token, then call connect()
  * - "error": {code, detail, id, dropped}: dropped is true when message `id` will never be sent
@@ -135,6 +135,7 @@ export class ChatClient extends EventTarget {
   #replaying = false; // this connection asked for a replay (since)
   #failedHandshakes = 0; // in a row, while the server was up
   #user = "";
+  /** @type {Set<string>} */ #members = new Set(); // the welcome's, then each join and leave (SPEC.md §10)
   #heartbeat = 0; // ms
   #pauseUntil = 0; // no sending before this (after a rate_limited error)
   #careful = false; // after a rate_limited error: one message in flight at a time, so none overtakes another
@@ -321,7 +322,7 @@ export class ChatClient extends EventTarget {
       case "ack": return this.#settle(frame.id, frame.seq);
       case "presence.join":
       case "presence.leave":
-        return this.#emit("presence", { kind: frame.type.slice(9), ...frame.payload });
+        return this.#presence(frame.type.slice(9), frame.payload);
       case "ping": return this.#write({ type: "pong" });
       case "error": return this.#error(frame.id, frame.payload);
       default: return; // "pong", and types from a later protocol version
@@ -353,7 +354,18 @@ export class ChatClient extends EventTarget {
     // Events last, each followed by a check: a listener may have called close() (or connect()).
     this.#setState("open", { reason: "" });
     if (hole && this.#socket === socket) this.#emit("hole", { epoch: welcome.epoch, previousEpoch });
-    if (this.#socket === socket) this.#emit("presence", { kind: "welcome", user: welcome.user, members: welcome.members });
+    if (this.#socket === socket) {
+      this.#members = new Set(welcome.members);
+      this.#emit("presence", { kind: "welcome", user: welcome.user, members: welcome.members, count: welcome.members.length });
+    }
+  }
+
+  /** @param {string} kind @param {{user: string, count: number}} change */
+  #presence(kind, { user, count }) {
+    // Each frame says whether its user is in the room now; the list is ours to keep (SPEC.md §10).
+    if (kind === "join") this.#members.add(user);
+    else this.#members.delete(user);
+    this.#emit("presence", { kind, user, members: [...this.#members].sort(), count });
   }
 
   /** @param {number} seq @param {{id: string, user: string, text: string, ts: number}} message */

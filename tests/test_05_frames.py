@@ -20,10 +20,11 @@ async def test_server_frames_are_typed_json_text(server: Server, connect: Connec
     """§5: every server frame is a text frame with a JSON object whose type is one of the SPEC's."""
     alice: Client = await connect(server, room, "alice")
     bob = await connect(server, room, "bob")
+    frames = [alice.welcome, bob.welcome]
+    frames += await alice.until(lambda f: f["type"] == "presence.join")
     await alice.send({"type": "ping"})
     await alice.send("{")
     msg_id = await alice.say("hi")
-    frames = [alice.welcome, bob.welcome]
     frames += await alice.until(lambda f: f["type"] == "ack" and f["id"] == msg_id)
     frames += await bob.until(lambda f: f["type"] == "chat.message")
     await bob.close()

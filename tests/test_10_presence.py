@@ -22,25 +22,25 @@ async def quiet(make_server: MakeServer) -> Server:
 
 def presence(frame: dict[str, object]) -> tuple[object, object, object]:
     payload = frame["payload"]
-    assert isinstance(payload, dict) and set(payload) == {"user", "members"}
-    return frame["type"], payload["user"], payload["members"]
+    assert isinstance(payload, dict) and set(payload) == {"user", "count"}
+    return frame["type"], payload["user"], payload["count"]
 
 
 async def test_join_and_leave(quiet: Server, connect: Connector, room: str) -> None:
     """§10: the others get presence.join when a user arrives and presence.leave when it goes; not the user."""
     alice = await connect(quiet, room, "alice")
     bob = await connect(quiet, room, "bob")
-    assert presence(await alice.recv()) == ("presence.join", "bob", ["alice", "bob"])
+    assert presence(await alice.recv()) == ("presence.join", "bob", 2)
     assert await bob.settled() == []
     await bob.close()
-    assert presence(await alice.recv()) == ("presence.leave", "bob", ["alice"])
+    assert presence(await alice.recv()) == ("presence.leave", "bob", 1)
 
 
 async def test_two_tabs_are_one_member(quiet: Server, connect: Connector, room: str) -> None:
     """§10: a user's second connection causes no event; the leave comes only when its last one closes."""
     bob = await connect(quiet, room, "bob")
     tab1 = await connect(quiet, room, "alice")
-    assert presence(await bob.recv()) == ("presence.join", "alice", ["alice", "bob"])
+    assert presence(await bob.recv()) == ("presence.join", "alice", 2)
     tab2 = await connect(quiet, room, "alice")
     assert tab2.welcome["payload"]["members"] == ["alice", "bob"]
     await wait_for_metric(quiet, "chat_connections", 3)
@@ -49,7 +49,7 @@ async def test_two_tabs_are_one_member(quiet: Server, connect: Connector, room: 
     await wait_for_metric(quiet, "chat_connections", 2)  # the server has seen tab 1 go
     assert await bob.settled() == []
     await tab2.close()
-    assert presence(await bob.recv()) == ("presence.leave", "alice", ["bob"])
+    assert presence(await bob.recv()) == ("presence.leave", "alice", 1)
     assert await bob.settled() == []
 
 
@@ -60,7 +60,7 @@ async def test_vanished_client_leaves(quiet: Server, connect: Connector, room: s
     bob: Client = await connect(quiet, room, "bob")
     await alice.recv()  # bob's join
     bob.ws.transport.abort()  # TCP reset, no close frame
-    assert presence(await alice.recv()) == ("presence.leave", "bob", ["alice"])
+    assert presence(await alice.recv()) == ("presence.leave", "bob", 1)
     await wait_for_metric(quiet, "chat_disconnects_total", lost + 1, {"reason": "connection_lost"})
 
 

@@ -112,7 +112,7 @@ async def test_client_process_dies_or_stops(make_server: MakeServer, connect: Co
         await wait_for_metric(server, "chat_connections", baseline + 1)
         client.send_signal(sig)
         leave = await bob.until(lambda f: f["type"] == "presence.leave", timeout=TIMEOUT + 2)
-        assert leave[-1]["payload"] == {"user": "gone", "members": ["bob"]}
+        assert leave[-1]["payload"] == {"user": "gone", "count": 1}
         await wait_for_metric(server, "chat_connections", baseline, timeout=1)
     finally:
         with contextlib.suppress(ProcessLookupError):

@@ -150,3 +150,20 @@ async def test_slow_consumer(make_server: MakeServer, connect: Connector, room: 
     replay = await back.until(lambda f: f["type"] == "chat.message" and f["seq"] == sent, timeout=20)
     assert [f["seq"] for f in replay if f["type"] == "chat.message"] == list(range(len(got) + 1, sent + 1))
     await wait_for_metric(server, "chat_disconnects_total", 1, {"reason": "slow_consumer"})  # its own server
+
+
+@pytest.mark.parametrize(("size", "closed"), [(10_000, False), (65_537, True)], ids=["10 KB", "64 KB + 1"])
+async def test_fragmented_message(server: Server, connect: Connector, room: str, size: int, closed: bool) -> None:
+    """§13.1: the limit is on a message's bytes, however many fragments carry it: a ping padded to 10,000 bytes
+    and sent in 10,000 one-byte fragments is answered; one byte more than the limit closes with 1009."""
+    client = await connect(server, room)
+    text = padded_ping(size).encode()
+    protocol = client.ws.protocol
+    protocol.send_text(text[:1], fin=False)
+    for n in range(1, size):
+        protocol.send_continuation(text[n : n + 1], fin=n == size - 1)
+    client.ws.transport.write(b"".join(protocol.data_to_send()))
+    if closed:
+        assert (await client.closed(timeout=10))[0] == 1009
+    else:
+        assert await client.recv(timeout=10) == {"type": "pong"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import struct
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Close as WsClose
+from websockets.frames import Frame, Opcode
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as sync_connect
 
@@ -188,7 +190,7 @@ async def test_close_while_frames_are_on_their_way(make_server: MakeServer, conn
     closed = await metric(server, "chat_disconnects_total", {"reason": "client_closed"})
     sender = await connect(server, room, "sender")
     closers = [await connect(server, room, f"closer{n}") for n in range(10)]
-    await sender.until(lambda f: f["type"] == "presence.join" and len(f["payload"]["members"]) == 11)
+    await sender.until(lambda f: f["type"] == "presence.join" and f["payload"]["count"] == 11)
     for n in range(1, 301):
         await sender.say(f"m{n}")
         if n % 30 == 0:  # one closes after every 30 messages, while the earlier ones are on their way to it
@@ -196,5 +198,28 @@ async def test_close_while_frames_are_on_their_way(make_server: MakeServer, conn
     await sender.until(ack_with_seq(300))
     timeout = CLOSE_TIMEOUT + TIMEOUT  # the closers read nothing, so §10 gives them 5 s to leave
     await wait_for_metric(server, "chat_disconnects_total", closed + 10, {"reason": "client_closed"}, timeout)
+    assert server.healthy()
+    assert "Traceback" not in server.log(start)
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        *[(struct.pack("!H", code), 1002) for code in (999, 1004, 1005, 1006, 1015, 2999, 5000)],
+        (b"\x03", 1002),  # a one-byte payload: half a code
+        (struct.pack("!H", 1000) + b"\xff", 1007),  # a reason that is not UTF-8
+    ],
+    ids=["999", "1004", "1005", "1006", "1015", "2999", "5000", "1 byte", "bad reason"],
+)
+async def test_invalid_close_frame(
+    make_server: MakeServer, connect: Connector, room: str, payload: bytes, code: int
+) -> None:
+    """§15: a close frame with a code RFC 6455 forbids on the wire is answered with a close frame 1002; one whose
+    reason is not UTF-8, with 1007 (not a reset); the server goes on without a traceback."""
+    server = make_server(FAST, private="fuzz")
+    start = server.log_size()
+    client = await connect(server, room)
+    client.ws.transport.write(Frame(Opcode.CLOSE, payload).serialize(mask=True))
+    assert (await client.closed())[0] == code
     assert server.healthy()
     assert "Traceback" not in server.log(start)

@@ -8,11 +8,16 @@ from typing import Any
 import redis.exceptions as redis
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import InMemoryChannelLayer
+from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from chat.hub import get_hub
 from chat.middleware import query_params
+from chatcore.backend import BackendUnavailable
+from chatcore.backend_redis import reachable
 from chatcore.handshake import Refusal, check_request
 from chatcore.logs import shorten
+from chatcore.presence import Announcement
 from chatcore.protocol import BINARY_FRAME, UNAVAILABLE, Close, closed_by_peer
 from chatcore.session import Session
 
@@ -35,6 +40,26 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels ha
             await receive()  # websocket.connect
             await send({"type": "websocket.accept"})
             await send({"type": "websocket.close", "code": UNAVAILABLE.code, "reason": UNAVAILABLE.reason})
+        finally:
+            await self.delete_channel()
+
+    async def delete_channel(self) -> None:
+        """Channels has no call to delete a consumer's channel: a layer deletes it when the consumer's pending
+        ``receive()`` on it is cancelled, as Channels does when the consumer ends. But a group message that
+        arrives while ``disconnect`` runs (such as the leave that ``hub.disconnect`` sends to the room) completes
+        that ``receive()`` instead, and the channel stays, with what was queued for it: in the in-memory layer for
+        its 60 s expiry, in channels-redis's pub/sub layer for good, still subscribed in Redis."""
+        layer, name = self.channel_layer, getattr(self, "channel_name", None)
+        if name is None:
+            return
+        if isinstance(layer, InMemoryChannelLayer):
+            layer.channels.pop(name, None)
+        elif isinstance(layer, RedisPubSubChannelLayer) and layer.channels.pop(name, None) is not None:
+            try:
+                async with reachable():
+                    await layer._get_shard(name).unsubscribe(name)  # what its receive() does when cancelled
+            except BackendUnavailable as exc:
+                logger.warning("Channel %s not unsubscribed: %s", name, exc)
 
     async def connect(self) -> None:
         room = self.scope["url_route"]["kwargs"]["room"]
@@ -74,9 +99,14 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels ha
             await self.serving  # the leave is announced before this consumer ends
 
     async def chat_frame(self, event: dict[str, Any]) -> None:
-        """A frame sent to the room's group (chat.hub.GroupFanout): queue it for this client."""
-        if self.session is not None and event["skip"] != self.channel_name:
+        """A chat message sent to the room's group (chat.hub.GroupFanout): queue it for this client."""
+        if self.session is not None:
             self.session.send(event["frame"], event["seq"])
+
+    async def chat_presence(self, event: dict[str, Any]) -> None:
+        """Presence changes sent to the room's group: queue them for this client."""
+        if self.session is not None:
+            self.session.announce(Announcement(tuple((user, frame) for user, frame in event["changes"])))
 
     async def read_frames(self, session: Session) -> None:
         """Channels reads the socket itself and calls receive() with each frame: here we only wait for the end."""

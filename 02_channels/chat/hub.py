@@ -1,5 +1,6 @@
 """The process's hub (chatcore), fanning out through Channels groups: one group per room."""
 
+import asyncio
 import functools
 import logging
 
@@ -7,9 +8,13 @@ import redis.exceptions as redis
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 
+from chatcore.backend import BackendUnavailable
 from chatcore.backend_redis import reachable
 from chatcore.logs import setup_logging
+from chatcore.presence import Announcement, Batcher
 from chatcore.session import Hub, Session
+
+logger = logging.getLogger("chat")
 
 
 def group_name(room: str) -> str:
@@ -19,10 +24,16 @@ def group_name(room: str) -> str:
 class GroupFanout:
     """chatcore's ``Fanout`` on a channel layer: a consumer's channel joins its room's group, and a frame for the
     room is one ``group_send``, which Channels copies into every member's channel. The consumer's ``chat_frame``
-    handler queues it for its client."""
+    handler queues it for its client.
+
+    Presence changes are batched before they are sent (``presence.Batcher``): Channels dispatches each group
+    message to each member separately, at a cost per message, so a crowd of n arriving one by one would cost n²
+    dispatches. Batched, a crowd costs each member one group message per interval."""
 
     def __init__(self, layer: BaseChannelLayer) -> None:
         self.layer = layer
+        self.presence = Batcher(self.send_presence)
+        self.sending: set[asyncio.Task[None]] = set()
 
     async def subscribe(self, session: Session) -> None:
         async with reachable():  # channels-redis raises redis-py's errors when Redis is down
@@ -32,10 +43,26 @@ class GroupFanout:
         async with reachable():
             await self.layer.group_discard(group_name(session.room), session.address)
 
-    async def publish(self, room: str, frame: str, *, seq: int = 0, skip: Session | None = None) -> None:
-        event = {"type": "chat.frame", "frame": frame, "seq": seq, "skip": skip.address if skip else ""}
+    async def publish(self, room: str, frame: str, *, seq: int) -> None:
         async with reachable():
-            await self.layer.group_send(group_name(room), event)
+            await self.layer.group_send(group_name(room), {"type": "chat.frame", "frame": frame, "seq": seq})
+
+    async def announce(self, room: str, user: str, frame: str, topic: str = "presence") -> None:
+        self.presence.add(room, user, frame, topic)
+
+    def send_presence(self, room: str, announcement: Announcement) -> None:
+        """Send a batch of presence changes to the room's group: the consumers' ``chat_presence`` queue them."""
+        event: dict[str, object] = {"type": "chat.presence", "changes": announcement.changes}
+        task = asyncio.create_task(self.send_group(room, event))  # in order: group_send is first come, first served
+        self.sending.add(task)
+        task.add_done_callback(self.sending.discard)
+
+    async def send_group(self, room: str, event: dict[str, object]) -> None:
+        try:
+            async with reachable():
+                await self.layer.group_send(group_name(room), event)
+        except BackendUnavailable as exc:
+            logger.warning("Presence in %r not announced: %s", room, exc)
 
     async def aclose(self) -> None:
         pass  # the layer is Channels', closed by Channels

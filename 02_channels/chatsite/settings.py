@@ -25,12 +25,12 @@ TIME_ZONE = "UTC"
 if CHAT.redis_url:
     # Several processes: channels-redis's pub/sub layer. A group_send is one PUBLISH, and each process hands the
     # event to its own consumers, as chapters 1 and 3 do with chatcore.fanout_redis. Pub/sub delivers at most
-    # once; chatcore.session refills what goes missing from history (SPEC.md §7). redis-py 8's default 5 s
-    # socket timeout would cut the layer's idle pub/sub connection: no timeout on reads.
+    # once; chatcore.session refills what goes missing from history (SPEC.md §7). No read timeout (redis_host):
+    # redis-py 8's default 5 s would cut the layer's idle pub/sub connection.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [redis_host(CHAT.redis_url, socket_timeout=None)], "prefix": "chat-layer"},
+            "CONFIG": {"hosts": [redis_host(CHAT.redis_url)], "prefix": "chat-layer"},
         },
     }
 else:

@@ -512,16 +512,31 @@ describe("resume", () => {
     assert.equal(FakeSocket.created.length, 3);
   });
 
-  test("presence: the welcome's members, then joins and leaves", () => {
+  test("presence: the welcome's members, then the list kept from joins and leaves", () => {
     const { client, events } = setUp();
     client.connect();
-    FakeSocket.last.welcome({ members: ["alice"] });
-    FakeSocket.last.deliver({ type: "presence.join", payload: { user: "bob", members: ["alice", "bob"] } });
-    FakeSocket.last.deliver({ type: "presence.leave", payload: { user: "bob", members: ["alice"] } });
+    FakeSocket.last.welcome({ members: ["alice", "carol"] });
+    FakeSocket.last.deliver({ type: "presence.join", payload: { user: "bob", count: 3 } });
+    FakeSocket.last.deliver({ type: "presence.join", payload: { user: "bob", count: 3 } }); // already in: no change
+    FakeSocket.last.deliver({ type: "presence.leave", payload: { user: "carol", count: 2 } });
+    FakeSocket.last.deliver({ type: "presence.leave", payload: { user: "dave", count: 2 } }); // came and went unseen
     assert.deepEqual(events.presence, [
-      { kind: "welcome", user: "alice", members: ["alice"] },
-      { kind: "join", user: "bob", members: ["alice", "bob"] },
-      { kind: "leave", user: "bob", members: ["alice"] },
+      { kind: "welcome", user: "alice", members: ["alice", "carol"], count: 2 },
+      { kind: "join", user: "bob", members: ["alice", "bob", "carol"], count: 3 },
+      { kind: "join", user: "bob", members: ["alice", "bob", "carol"], count: 3 },
+      { kind: "leave", user: "carol", members: ["alice", "bob"], count: 2 },
+      { kind: "leave", user: "dave", members: ["alice", "bob"], count: 2 },
     ]);
+  });
+
+  test("presence: a reconnection's welcome replaces the list", () => {
+    const { client, events } = setUp();
+    client.connect();
+    FakeSocket.last.welcome({ members: ["alice", "bob"] });
+    FakeSocket.last.serverClose(1006);
+    client.reconnectNow();
+    FakeSocket.last.welcome({ members: ["alice"] });
+    FakeSocket.last.deliver({ type: "presence.join", payload: { user: "carol", count: 2 } });
+    assert.deepEqual(events.presence.at(-1), { kind: "join", user: "carol", members: ["alice", "carol"], count: 2 });
   });
 });
