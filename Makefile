@@ -1,7 +1,7 @@
 # One chat protocol, three implementations. `make help` lists what you can do.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help install system-packages run run-fastapi run-channels run-websockets run-cluster chat test client-test test-running exercise exercise-check docs autobahn bench-quick bench bench-ui lint format clean
+.PHONY: help install system-packages run run-fastapi run-channels run-websockets run-cluster chat test stress client-test test-running exercise exercise-check docs autobahn bench-quick bench bench-ui lint format clean
 
 PYTHON ?= python3
 VENV := .venv
@@ -81,6 +81,9 @@ test: install ## Run every test: chatcore's, each chapter's own, the client's, t
 	done
 	node --test $(CLIENT_TESTS)
 	$(PY) -m pytest tests $(if $(IMPL),--impl=$(IMPL)) $(PYTEST_ARGS)
+
+stress: install ## SPEC.md §19 at full size against every chapter, memory and Redis (about 30 minutes; IMPL= for one)
+	$(PY) -m pytest tests/test_19_load.py --stress --timeout=900 $(if $(IMPL),--impl=$(IMPL)) $(PYTEST_ARGS)
 
 client-test: install ## The shared client's tests: its logic under node, then the page in Chromium against each chapter
 	node --test $(CLIENT_TESTS)

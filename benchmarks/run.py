@@ -78,8 +78,9 @@ HEARTBEAT = {"CHAT_HEARTBEAT_INTERVAL": "1", "CHAT_HEARTBEAT_TIMEOUT": "2"}
 # longest SPEC.md allows, so that the kernel's socket buffers (up to 4 MB here) fill in seconds.
 SLOW = {"CHAT_SEND_QUEUE": "256"}
 SLOW_ROOMS, SLOW_MEMBERS, SLOW_RATE, SLOW_TEXT = 2, 10, 10.0, 2000
-# Scenario 6: idle members in rooms of this many. Not one big room: every join sends every member a frame that
-# names every member (SPEC.md §10), so filling a room of n members costs n² frames of up to n names each.
+# Scenario 6: idle members in rooms of this many. Not one big room: filling a room of n members costs n²
+# presence frames (SPEC.md §10: each arrival, one small frame to each member), the generator's time, not the
+# server's.
 IDLE_ROOM = 10
 IDLE_SPAWN_RATE = 100  # connections per second
 

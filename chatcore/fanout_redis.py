@@ -93,6 +93,9 @@ class RedisFanout:
                     self.dispatch(message)
                 except Exception:  # a bug, or a malformed message: log it, keep listening for the others
                     logger.exception("Redis pub/sub: could not dispatch %r", message)
+            # Then let the writers run, as Session.receive does: redis-py hands over whatever it has read without
+            # waiting, and a burst of messages would fill queues faster than any client could be read to.
+            await asyncio.sleep(0)
 
     def dispatch(self, message: dict[str, Any]) -> None:
         name = str(message["channel"])

@@ -53,6 +53,7 @@ logger = logging.getLogger("chat")
 # Limits
 RATE_LIMIT_STRIKES = 50  # consecutive rate-limited frames before close 1008
 # Timeouts
+REORDER_WAIT = 0.05  # how long a gap in a connection's messages may wait for them before they are refilled
 CLOSE_TIMEOUT = 5.0  # how long a server-side close may wait for the socket to accept the close frame
 SHUTDOWN_TIMEOUT = 2.0  # how long shutdown waits for every connection to be closed with 1001
 
@@ -72,6 +73,7 @@ class Session:
         # Frames to send, as (seq, frame): seq > 0 for chat.message frames, 0 for everything else. The outbox
         # also takes presence announcements, each one entry, however many frames it holds.
         self.backlog: deque[tuple[int, str]] = deque()  # welcome and replay (and an announcement): sent first
+        self.ahead: dict[int, str] = {}  # seq -> chat.message frame, taken from the outbox past a gap
         self.outbox: asyncio.Queue[tuple[int, str] | Announcement] = asyncio.Queue(settings.send_queue)
         self.epoch = ""  # the room's epoch when this connection joined
         self.last_seq = 0  # the seq of the last chat.message handed to the socket
@@ -108,7 +110,20 @@ class Session:
     async def next_frame(self) -> str:
         """The next frame to write to the socket, in protocol order: each chat.message once, without a gap."""
         while True:
-            item = self.backlog.popleft() if self.backlog else await self.outbox.get()
+            item: tuple[int, str] | Announcement
+            if self.backlog:
+                item = self.backlog.popleft()
+            elif self.ahead:  # a gap: wait a little for the messages in between, then take them from history
+                try:
+                    if len(self.ahead) >= self.settings.send_queue:
+                        raise TimeoutError  # a busy room: what is missing would only fall further behind
+                    async with asyncio.timeout(REORDER_WAIT):
+                        item = await self.outbox.get()
+                except TimeoutError:
+                    await self.refill()  # the fan-out lost them
+                    continue
+            else:
+                item = await self.outbox.get()
             if isinstance(item, Announcement):  # the backlog is empty: its frames go next
                 self.backlog.extend((0, frame) for user, frame in item.changes if user != self.user)
                 continue
@@ -118,10 +133,15 @@ class Session:
                     # Already sent: the replay and the live stream overlap (see Hub.connect), or it was refilled.
                     continue
                 if seq > self.last_seq + 1:
-                    await self.refill()  # the fan-out lost the messages in between
-                    continue  # this one is among the refilled
+                    # Those in between may still be on their way: two processes' fan-outs (chapter 2's layer)
+                    # can deliver their messages crossed. This one waits for them, out of the queue.
+                    self.ahead[seq] = frame
+                    continue
                 self.last_seq = seq
                 MESSAGES_DELIVERED.inc()
+                following = self.ahead.pop(seq + 1, None) if self.ahead else None
+                if following is not None:
+                    self.backlog.appendleft((seq + 1, following))
             return frame
 
     async def refill(self) -> None:
@@ -139,6 +159,7 @@ class Session:
             # client resumes with since= and is told (resumed: false) that it may have missed some (§13.4).
             await self.stop(SLOW_CONSUMER)
         self.backlog.extendleft((message.seq, message.frame) for message in reversed(snapshot.messages))
+        self.ahead.clear()  # all among the refilled: they were committed before the snapshot
         self.queued_seq = max(self.queued_seq, snapshot.seq)
 
     async def catch_up(self) -> None:

@@ -74,7 +74,10 @@ class Client:
         """The next frame; server pings as ``pings`` says; ``settled()``'s messages only when ``sync``."""
         deadline = time.monotonic() + timeout
         while True:
-            raw = await asyncio.wait_for(self.ws.recv(), max(0.0, deadline - time.monotonic()))
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for can swallow a cancellation (gh-86296), and a
+            # crowd's reader cancelled at its deadline would go on reading.
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                raw = await self.ws.recv()
             assert isinstance(raw, str), f"server sent a binary frame: {raw!r}"
             frame = json.loads(raw)
             assert isinstance(frame, dict) and isinstance(frame.get("type"), str), f"not a typed object: {raw}"
@@ -166,10 +169,11 @@ async def open_client(
     origin: str | None = None,
     auth: Literal["query", "cookie"] = "query",
     reading: bool = True,
+    timeout: float = TIMEOUT,
     **options: Any,
 ) -> Client:
-    """Connect and read the welcome (which must come first). ``reading=False``: a client that stops reading
-    after the welcome, with buffers so small that the server soon finds its socket full."""
+    """Connect and read the welcome (which must come first), each within ``timeout``. ``reading=False``: a client
+    that stops reading after the welcome, with buffers so small that the server soon finds its socket full."""
     token = token or await server.atoken(user)
     query: dict[str, str | int | None] = {"since": since, "epoch": epoch}
     extra = dict(headers or {})
@@ -188,14 +192,14 @@ async def open_client(
         chat_url(server, room, **query),
         additional_headers=extra,
         origin=Origin(origin) if origin else None,
-        open_timeout=TIMEOUT,
+        open_timeout=timeout,
         close_timeout=2,
         ping_interval=options.pop("ping_interval", None),
         sock=sock,
         **options,
     )
     client = Client(ws, pings)
-    client.welcome = await client.expect("welcome")
+    client.welcome = await client.expect("welcome", timeout)
     return client
 
 

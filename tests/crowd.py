@@ -39,15 +39,16 @@ async def crowd(server: Server, rooms: list[str], users: list[str], *, at_once: 
 
     async def join(room: str, user: str) -> Client:
         async with gate:
-            return await open_client(server.for_client(), room, user, token=mint(server, user))
+            # A crowd's handshakes queue up in the server: each is bounded by the crowd's deadline, not a frame's.
+            return await open_client(server.for_client(), room, user, token=mint(server, user), timeout=CONNECT_TIMEOUT)
 
     joining = [asyncio.ensure_future(join(room, user)) for room, user in zip(rooms, users, strict=True)]
     try:
-        return await asyncio.wait_for(asyncio.gather(*joining), CONNECT_TIMEOUT)
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            return await asyncio.gather(*joining)
     except BaseException:
-        for task in joining:
-            if task.done() and not task.cancelled() and task.exception() is None:
-                await task.result().close()
+        joined = [task for task in joining if task.done() and not task.cancelled() and task.exception() is None]
+        await close_all([task.result() for task in joined])  # together: each may wait for its close
         raise
 
 

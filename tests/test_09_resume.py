@@ -140,3 +140,20 @@ async def test_resume_at_the_live_boundary(make_server: MakeServer, connect: Con
     draining.cancel()
     assert sending.result() is None and sent < 5000, "the reader did not get through 8 reconnects in time"
     assert seen == list(range(1, sent + 1))
+
+
+ROOM_TTL = {"CHAT_ROOM_TTL": "2", "CHAT_HEARTBEAT_INTERVAL": "1"}  # a TTL must outlast two heartbeats (§16)
+
+
+async def test_room_forgotten_after_its_ttl(make_server: MakeServer, connect: Connector, room: str) -> None:
+    """§9: a room that has had no member for CHAT_ROOM_TTL seconds forgets its history: a client that resumes
+    gets a new epoch, resumed false, and nothing to replay."""
+    server = make_server(ROOM_TTL)
+    alice = await connect(server, room, "alice")
+    await fill(alice, 2)
+    epoch = alice.welcome["payload"]["epoch"]
+    await alice.close()
+    await asyncio.sleep(2 + 1.5)  # ok-sleep: the TTL runs out (and a sweep passes): there is no event to wait on
+    back = await connect(server, room, "alice", since=2, epoch=epoch)
+    assert (back.welcome["payload"]["epoch"] != epoch, back.welcome["payload"]["resumed"]) == (True, False)
+    assert (back.welcome["payload"]["seq"], await replay(back)) == (0, [])

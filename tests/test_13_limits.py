@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from tests.client import message, metric, wait_for_metric
 from tests.conftest import Connector, MakeServer
@@ -167,3 +168,29 @@ async def test_fragmented_message(server: Server, connect: Connector, room: str,
         assert (await client.closed(timeout=10))[0] == 1009
     else:
         assert await client.recv(timeout=10) == {"type": "pong"}
+
+
+async def test_max_rooms(make_server: MakeServer, connect: Connector, room: str) -> None:
+    """§13.6: at CHAT_MAX_ROOMS, a new room takes the place of the one that has been empty the longest (which
+    forgets its history); when every room has members, a connection to a new room is closed with 1013."""
+    server = make_server({"CHAT_MAX_ROOMS": "2"}, fresh=True)
+    epochs = {}
+    for name in ("a", "b"):
+        client = await connect(server, f"{room}-{name}", "alice")
+        await client.say("hi")
+        await client.until(lambda f: f["type"] == "ack")
+        epochs[name] = client.welcome["payload"]["epoch"]
+        await client.close()
+    await wait_for_metric(server, "chat_connections", 0)
+    await connect(server, f"{room}-c", "carol")  # a goes: empty the longest
+    bob = await connect(server, f"{room}-b", "bob", since=1, epoch=epochs["b"])  # b stays: now with a member
+    assert bob.welcome["payload"]["resumed"] is True
+    with pytest.raises(ConnectionClosed) as refused:  # a new room, and each of the two has a member
+        await connect(server, f"{room}-a", "alice", since=1, epoch=epochs["a"])
+    assert refused.value.rcvd is not None
+    assert (refused.value.rcvd.code, refused.value.rcvd.reason) == (1013, "try again later")
+    await bob.close()
+    await wait_for_metric(server, "chat_connections", 1)
+    alice = await connect(server, f"{room}-a", "alice", since=1, epoch=epochs["a"])  # b goes; a forgot its history
+    assert alice.welcome["payload"]["epoch"] != epochs["a"]
+    assert (alice.welcome["payload"]["resumed"], alice.welcome["payload"]["seq"]) == (False, 0)

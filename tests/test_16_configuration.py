@@ -19,6 +19,8 @@ from tests.conftest import MakeServer
         {"CHAT_LOG_LEVEL": "loud"},
         {"CHAT_REDIS_URL": "http://127.0.0.1:6379"},
         {"CHAT_PRESENCE_TTL": "0"},
+        {"CHAT_ROOM_TTL": "30"},  # less than twice the heartbeat interval (20 s)
+        {"CHAT_MAX_ROOMS": "0"},
         {"CHAT_BENCH_ENDPOINTS": "yes"},
     ],
     ids=lambda env: "=".join(next(iter(env.items()))),

@@ -9,9 +9,9 @@ import redis.exceptions as redis
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import InMemoryChannelLayer
-from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from chat.hub import get_hub
+from chat.layers import PubSubChannelLayer
 from chat.middleware import query_params
 from chatcore.backend import BackendUnavailable
 from chatcore.backend_redis import reachable
@@ -54,10 +54,10 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels ha
             return
         if isinstance(layer, InMemoryChannelLayer):
             layer.channels.pop(name, None)
-        elif isinstance(layer, RedisPubSubChannelLayer) and layer.channels.pop(name, None) is not None:
+        elif isinstance(layer, PubSubChannelLayer):
             try:
                 async with reachable():
-                    await layer._get_shard(name).unsubscribe(name)  # what its receive() does when cancelled
+                    await layer.delete_channel(name)
             except BackendUnavailable as exc:
                 logger.warning("Channel %s not unsubscribed: %s", name, exc)
 

@@ -36,7 +36,10 @@ class GroupFanout:
         self.sending: set[asyncio.Task[None]] = set()
 
     async def subscribe(self, session: Session) -> None:
-        async with reachable():  # channels-redis raises redis-py's errors when Redis is down
+        # channels-redis raises redis-py's errors when Redis is down. No deadline: a SUBSCRIBE waits for no answer,
+        # but it may wait its turn behind the layer's lock for seconds, after each connection's own subscription,
+        # when a crowd arrives at once (chat/layers.py); the hub's next call to Redis has the deadline.
+        async with reachable(timeout=None):
             await self.layer.group_add(group_name(session.room), session.address)  # also renews the membership
 
     async def unsubscribe(self, session: Session) -> None:
@@ -52,8 +55,10 @@ class GroupFanout:
 
     def send_presence(self, room: str, announcement: Announcement) -> None:
         """Send a batch of presence changes to the room's group: the consumers' ``chat_presence`` queue them."""
-        event: dict[str, object] = {"type": "chat.presence", "changes": announcement.changes}
-        task = asyncio.create_task(self.send_group(room, event))  # in order: group_send is first come, first served
+        self.send_later(room, {"type": "chat.presence", "changes": announcement.changes})
+
+    def send_later(self, room: str, event: dict[str, object]) -> None:
+        task = asyncio.create_task(self.send_group(room, event))  # a room's batches are 0.1 s apart: in order
         self.sending.add(task)
         task.add_done_callback(self.sending.discard)
 
@@ -62,7 +67,7 @@ class GroupFanout:
             async with reachable():
                 await self.layer.group_send(group_name(room), event)
         except BackendUnavailable as exc:
-            logger.warning("Presence in %r not announced: %s", room, exc)
+            logger.warning("Not sent to the group of %r: %s", room, exc)
 
     async def aclose(self) -> None:
         pass  # the layer is Channels', closed by Channels

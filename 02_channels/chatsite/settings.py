@@ -29,7 +29,7 @@ if CHAT.redis_url:
     # redis-py 8's default 5 s would cut the layer's idle pub/sub connection.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "chat.layers.PubSubChannelLayer",  # channels-redis's, publishing concurrently
             "CONFIG": {"hosts": [redis_host(CHAT.redis_url)], "prefix": "chat-layer"},
         },
     }

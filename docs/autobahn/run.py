@@ -352,7 +352,8 @@ EXPLANATIONS = (
         "of many tiny frames, which cost far more to reassemble than their size suggests. 9.3.3 (4096 fragments "
         "of 1 KiB) passes. uvicorn uses the same parser but assembles messages itself, without that cap, so "
         "chapter 1 passes these cases. RFC 6455 sets no limit on fragments, and 1009 is the right code for a "
-        "message an endpoint will not take.",
+        "message an endpoint will not take. (This is `/ws/echo`, which calls `recv()`. The chat endpoint reads with "
+        "`recv_streaming()`, which has no such cap, so that only `max_size` bounds a chat message, SPEC.md §13.1.)",
         lambda stack, case: "fragments" in (case.get("remoteCloseReason") or ""),
         summary="Chapter 3's websockets refuses messages of more than 4096 fragments (9.3.1, 9.3.2, 9.4.1, 9.4.2): a "
         "deliberate limit of the library, which `WEBSOCKETS_MAX_FRAGMENTS` can raise.",
@@ -407,11 +408,11 @@ EXPLANATIONS = (
         "informational: undefined close codes",
         "7.13.x: close codes 5000 and 65535 are undefined, so Autobahn only records the answer",
         "7.13.1 and 7.13.2 send a close frame with code 5000 and 65535, which RFC 6455 does not define (§7.4.2). "
-        'uvicorn and websockets answer with a close frame 1002 "invalid status code". daphne\'s autobahn decides to '
-        "fail the connection with 1002 too, but then takes the client's close as the answer to its own and aborts "
-        "the TCP connection at once (`onCloseFrame` calls `dropConnection(abort=True)`), so its close frame never "
-        "leaves Twisted's buffer: the client sees a reset without a close frame. A raw socket shows the same. "
-        "Harmless, and Autobahn marks it INFORMATIONAL.",
+        'Every chapter answers with a close frame 1002 "invalid status code", and Autobahn only records the answer. '
+        "Left to itself, daphne's autobahn would write that close frame and then take the client's close as the "
+        "answer to its own and abort the TCP connection at once (`onCloseFrame` calls `dropConnection(abort=True)`): "
+        "its close frame would never leave Twisted's buffer, and the client would see a reset. Chapter 2's "
+        "`ChatWebSocketProtocol.dropConnection` lets the frame leave first (SPEC.md §15).",
         lambda stack, case: case["behavior"] == "INFORMATIONAL" and in_cases(case, "7.13.*"),
     ),
     Why(

@@ -1,0 +1,67 @@
+"""channels-redis's pub/sub layer, without waiting behind its lock for what needs no lock, and with a way to delete
+a consumer's channel."""
+
+import collections
+from typing import Any
+
+import redis.asyncio as redis
+from channels_redis.pubsub import RedisPubSubChannelLayer
+
+from chatcore.backend_redis import connect
+
+
+class PubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]  # channels-redis has no type hints
+    """channels-redis's ``RedisPubSubChannelLayer`` sends everything a process sends to Redis (each ``group_send``,
+    ``group_add``, ``group_discard``, each consumer's subscription to its own channel) one at a time, behind one
+    lock per Redis host. When a thousand clients sent at once, or joined a room at once, the last ones waited more
+    than 5 s for their turn, and were closed with 1013 while Redis was fine. Two of those calls need no lock:
+
+    - ``group_send`` is a ``PUBLISH``, which needs neither the lock nor the layer's pub/sub connection: here it goes
+      on chatcore's pool of connections (50, a command waits for a free one: ``chatcore.backend_redis.connect``),
+      concurrently. Messages sent together may reach Redis crossed, as two processes' do anyway: chatcore's
+      sessions put them back in order (SPEC.md §7).
+    - ``group_add`` to a group this process is subscribed to already only has to add the channel to the group's
+      local set: the layer takes the lock anyway, to find out that there is nothing to send.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.publisher: redis.Redis | None = None
+        self.changing: collections.Counter[str] = collections.Counter()  # group channels being (un)subscribed
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        if self.publisher is None:
+            self.publisher = connect(self._kwargs["hosts"][0]["address"])
+        channel = self._get_layer()._get_group_channel_name(group)  # the name the layer subscribes to
+        await self.publisher.publish(channel, self.serialize(message))
+
+    async def group_add(self, group: str, channel: str) -> None:
+        layer = self._get_layer()
+        name = layer._get_group_channel_name(group)
+        subscribed = name in layer._get_shard(name)._subscribed_to and not self.changing[name]
+        if subscribed and channel in layer.channels:
+            layer.groups.setdefault(name, set()).add(channel)
+            return
+        await self.changing_subscription(name, layer.group_add(group, channel))
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        layer = self._get_layer()
+        await self.changing_subscription(layer._get_group_channel_name(group), layer.group_discard(group, channel))
+
+    async def changing_subscription(self, name: str, change: Any) -> None:
+        """Await the layer's own group_add or group_discard: while it runs, Redis's subscription may not be what
+        the layer's books say, so no group_add takes the shortcut."""
+        self.changing[name] += 1
+        try:
+            await change
+        finally:
+            self.changing[name] -= 1
+            if not self.changing[name]:
+                del self.changing[name]
+
+    async def delete_channel(self, channel: str) -> None:
+        """Forget a consumer's channel and unsubscribe from it, as the layer does when the consumer's pending
+        ``receive()`` is cancelled (see ``ChatConsumer.delete_channel`` for when that doesn't happen)."""
+        layer = self._get_layer()
+        if layer.channels.pop(channel, None) is not None:
+            await layer._get_shard(channel).unsubscribe(channel)
