@@ -181,15 +181,15 @@ def connect(url: str) -> redis.Redis:
 
 
 @contextlib.asynccontextmanager
-async def reachable(timeout: float | None = REDIS_TIMEOUT) -> AsyncIterator[None]:
-    """Turn redis-py's errors, and a Redis that takes longer than ``timeout``, into ``BackendUnavailable``."""
+async def reachable(within: float | None = REDIS_TIMEOUT) -> AsyncIterator[None]:
+    """Turn redis-py's errors, and a Redis that takes longer than ``within`` seconds, into ``BackendUnavailable``."""
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             yield
     except redis.RedisError as exc:
         raise BackendUnavailable(f"Redis: {exc}") from exc
     except TimeoutError:
-        raise BackendUnavailable(f"Redis did not answer within {timeout:g} s") from None
+        raise BackendUnavailable(f"Redis did not answer within {within:g} s") from None
 
 
 def users(entries: list[str]) -> list[str]:

@@ -39,7 +39,7 @@ class GroupFanout:
         # channels-redis raises redis-py's errors when Redis is down. No deadline: a SUBSCRIBE waits for no answer,
         # but it may wait its turn behind the layer's lock for seconds, after each connection's own subscription,
         # when a crowd arrives at once (chat/layers.py); the hub's next call to Redis has the deadline.
-        async with reachable(timeout=None):
+        async with reachable(within=None):
             await self.layer.group_add(group_name(session.room), session.address)  # also renews the membership
 
     async def unsubscribe(self, session: Session) -> None:
