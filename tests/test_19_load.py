@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Awaitable, Callable
 
 import httpx2
 import psutil
@@ -191,42 +192,53 @@ def processes(server: Server) -> list[psutil.Process]:
     return [psutil.Process(m.process.pid) for m in members if isinstance(m, ServerProcess) and m.process is not None]
 
 
-def rss(server: Server) -> int:
-    return sum(process.memory_info().rss for process in processes(server))
-
-
 def each_rss(server: Server) -> list[int]:
     return [process.memory_info().rss for process in processes(server)]
+
+
+def rss(server: Server) -> int:
+    return sum(each_rss(server))
 
 
 def redis_usage(server: Server) -> tuple[int, int]:
     """Redis's pub/sub channels and keys, for a cluster (0, 0 without Redis)."""
     if not isinstance(server, Cluster):
         return 0, 0
-    client = redis.Redis.from_url(server.redis.url)
-    try:
+    with redis.Redis.from_url(server.redis.url) as client:
         return len(client.pubsub_channels()), int(client.dbsize())
-    finally:
-        client.close()
 
 
-async def cycles(server: Server, room: str, count: int) -> None:
-    """``count`` times, by 10 clients at once: connect, say something, wait for the ack, close; and a handshake
-    refused (a bad token) for every second one."""
+async def ten_at_a_time(numbers: range, job: Callable[[int], Awaitable[None]]) -> None:
+    """``job(n)`` for each of ``numbers``, ten under way at a time, all within 10 minutes."""
     allow_descriptors(20)
-    numbers = iter(range(count))
+    pending = iter(numbers)
 
     async def worker() -> None:
-        for n in numbers:
-            client = await open_client(server.for_client(), room, f"user{n % 50}", token=mint(server, f"user{n % 50}"))
-            await client.say("hi", f"m{n}")
-            await client.until(lambda f: f["type"] == "ack")
-            await client.close()
-            if n % 2:
-                assert await handshake_status(chat_url(server.for_client(), room, token="bad")) == 403
+        for n in pending:
+            await job(n)
 
     async with asyncio.timeout(600):
         await asyncio.gather(*[worker() for _ in range(10)])
+
+
+async def say_once(server: Server, room: str, user: str, msg_id: str) -> None:
+    """Connect, say something, wait for the ack, close."""
+    client = await open_client(server.for_client(), room, user, token=mint(server, user))
+    await client.say("hi", msg_id)
+    await client.until(lambda f: f["type"] == "ack")
+    await client.close()
+
+
+async def cycles(server: Server, room: str, count: int) -> None:
+    """``count`` connections that say something and close, ten at a time; and a handshake refused (a bad token)
+    for every second one."""
+
+    async def cycle(n: int) -> None:
+        await say_once(server, room, f"user{n % 50}", f"m{n}")
+        if n % 2:
+            assert await handshake_status(chat_url(server.for_client(), room, token="bad")) == 403
+
+    await ten_at_a_time(range(count), cycle)
     await wait_for_metric(server, "chat_connections", 0)
 
 
@@ -311,17 +323,7 @@ async def test_rooms_do_not_pile_up(make_server: MakeServer, request: pytest.Fix
     server = make_server({**FAST, "CHAT_MAX_ROOMS": str(cap)}, fresh=True)
 
     async def one_message_each(rooms: range) -> None:
-        numbers = iter(rooms)
-
-        async def worker() -> None:
-            for n in numbers:
-                client = await open_client(server.for_client(), f"{room}-{n}", "alice", token=mint(server, "alice"))
-                await client.say("hi", "m1")
-                await client.until(lambda f: f["type"] == "ack")
-                await client.close()
-
-        async with asyncio.timeout(600):
-            await asyncio.gather(*[worker() for _ in range(10)])
+        await ten_at_a_time(rooms, lambda n: say_once(server, f"{room}-{n}", "alice", "m1"))
 
     # Filled to the cap, and warmed up: chapter 2's connections end as reference cycles that only the garbage
     # collector's full passes free, and its memory settles after about 2,000 of them (02_channels/README.md).
@@ -338,10 +340,7 @@ async def test_rooms_do_not_pile_up(make_server: MakeServer, request: pytest.Fix
         assert first.welcome["payload"]["seq"] == (1 if isinstance(server, Cluster) else 0)
         await first.close()
     if isinstance(server, Cluster):
-        client = redis.Redis.from_url(server.redis.url)
-        try:
+        with redis.Redis.from_url(server.redis.url) as client:
             keys = client.keys("chat:*")
             assert len(keys) >= 3 * count
             assert all(client.pttl(key) > 0 for key in keys)  # none without a TTL (-1)
-        finally:
-            client.close()

@@ -55,9 +55,7 @@ class GroupFanout:
 
     def send_presence(self, room: str, announcement: Announcement) -> None:
         """Send a batch of presence changes to the room's group: the consumers' ``chat_presence`` queue them."""
-        self.send_later(room, {"type": "chat.presence", "changes": announcement.changes})
-
-    def send_later(self, room: str, event: dict[str, object]) -> None:
+        event: dict[str, object] = {"type": "chat.presence", "changes": announcement.changes}
         task = asyncio.create_task(self.send_group(room, event))  # a room's batches are 0.1 s apart: in order
         self.sending.add(task)
         task.add_done_callback(self.sending.discard)
@@ -67,7 +65,7 @@ class GroupFanout:
             async with reachable():
                 await self.layer.group_send(group_name(room), event)
         except BackendUnavailable as exc:
-            logger.warning("Not sent to the group of %r: %s", room, exc)
+            logger.warning("Presence in %r not announced: %s", room, exc)
 
     async def aclose(self) -> None:
         pass  # the layer is Channels', closed by Channels
