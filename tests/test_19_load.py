@@ -40,7 +40,7 @@ async def test_burst_on_redis(
 ) -> None:
     """§19.1, §17: connected clients that all send a message at the same instant are all acked and get every message
     of their room in order; none is closed (no 1013: Redis up is never a reason to drop a client)."""
-    count = scale(request, 100, 1000)
+    count = scale(request, 300, 1000)
     # In one room, every member gets every message at once: a million frames for a thousand clients, which this
     # test's one process reads far slower than the servers send them (a minute and more). A queue and a history
     # that hold the whole burst, and a heartbeat that waits for clients done reading, keep them from being slow
