@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 import time
 from collections import Counter
@@ -146,7 +147,8 @@ def channel(room: str) -> str:
 
 
 # Timeouts
-REDIS_TIMEOUT = 5.0  # the longest a connection waits on Redis (for a pooled connection, then the answer): then 1013
+REDIS_TIMEOUT = 5.0  # a call waiting on Redis (for a pooled connection, then the answer) while Redis is silent: 1013
+REDIS_PATIENCE = 60.0  # the longest a call waits while Redis answers others (in a process too busy to read sooner)
 # Limits
 REDIS_CONNECTIONS = 50  # per process. Redis runs one command at a time: more connections add no throughput
 
@@ -172,24 +174,75 @@ def connect(url: str) -> redis.Redis:
 
     redis-py's default pool opens a connection per concurrent command and, past its cap, fails at once
     ("Too many connections"): a burst of clients would be closed with 1013 while Redis is fine. This pool makes
-    a command wait for a free connection instead, at most REDIS_TIMEOUT."""
+    a command wait for a free connection instead, as long as ``reachable()`` lets it."""
     host = redis_host(url)
     pool = redis.BlockingConnectionPool.from_url(
-        host.pop("address"), max_connections=REDIS_CONNECTIONS, timeout=REDIS_TIMEOUT, decode_responses=True, **host
+        host.pop("address"), max_connections=REDIS_CONNECTIONS, timeout=REDIS_PATIENCE, decode_responses=True, **host
     )
     return redis.Redis.from_pool(pool)
 
 
+class Hearing:
+    """When this process last heard from Redis: an answer to any call, a message on its pub/sub connection.
+
+    That, not how long one call has waited, tells a stalled Redis from a busy process. In a process delivering a
+    burst, an answer waits its turn of the event loop behind thousands of deliveries before it is read, and a
+    call waits for a pooled connection behind the calls before it: with 1,000 clients of one room sending at
+    once, chapter 2's calls waited up to 10 s while Redis went on answering the others."""
+
+    def __init__(self) -> None:
+        self.last = -math.inf  # the event loop's time of the last answer
+
+    def heard(self) -> None:
+        self.last = asyncio.get_running_loop().time()
+
+
+hearing = Hearing()
+
+
+class Deadline:
+    """Expires ``timeout`` once Redis has said nothing for ``within`` seconds while the call waits, or once the call
+    has waited REDIS_PATIENCE in all."""
+
+    def __init__(self, timeout: asyncio.Timeout, within: float) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.timeout, self.within = timeout, within
+        self.began = self.loop.time()
+        self.timer = self.loop.call_at(self.began + within, self.expire_if_due)
+
+    def expire_if_due(self) -> None:
+        silent, patience = max(self.began, hearing.last) + self.within, self.began + REDIS_PATIENCE
+        if min(silent, patience) > self.loop.time():
+            self.timer = self.loop.call_at(min(silent, patience), self.expire_if_due)
+        else:
+            self.timeout.reschedule(self.loop.time())  # asyncio.timeout cancels the call, and raises TimeoutError
+
+    def why(self) -> str:
+        if self.loop.time() - self.began >= REDIS_PATIENCE:
+            return f"Redis did not answer within {REDIS_PATIENCE:g} s (it answered others)"
+        return f"Redis did not answer within {self.within:g} s"
+
+
 @contextlib.asynccontextmanager
 async def reachable(within: float | None = REDIS_TIMEOUT) -> AsyncIterator[None]:
-    """Turn redis-py's errors, and a Redis that takes longer than ``within`` seconds, into ``BackendUnavailable``."""
+    """Turn redis-py's errors, and a wait on a Redis that has been silent for ``within`` seconds (``Hearing``), into
+    ``BackendUnavailable``."""
+    deadline = None
     try:
-        async with asyncio.timeout(within):
-            yield
+        async with asyncio.timeout(None) as timeout:
+            deadline = None if within is None else Deadline(timeout, within)
+            try:
+                yield
+            finally:
+                if deadline is not None:
+                    deadline.timer.cancel()
+        hearing.heard()
     except redis.RedisError as exc:
         raise BackendUnavailable(f"Redis: {exc}") from exc
     except TimeoutError:
-        raise BackendUnavailable(f"Redis did not answer within {within:g} s") from None
+        if deadline is None:
+            raise
+        raise BackendUnavailable(deadline.why()) from None
 
 
 def users(entries: list[str]) -> list[str]:

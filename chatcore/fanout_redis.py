@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio as redis
 
 from chatcore.backend import BackendUnavailable
-from chatcore.backend_redis import REDIS_TIMEOUT, channel, reachable
+from chatcore.backend_redis import channel, hearing, reachable
 from chatcore.fanout import LocalFanout
 
 if TYPE_CHECKING:
@@ -55,11 +55,8 @@ class RedisFanout:
             if self.listener is None:
                 self.listener = asyncio.create_task(self.listen(), name="redis-fanout")
         # Subscribed before the hub takes its snapshot: no message falls between the two (SPEC.md §9).
-        try:
-            async with asyncio.timeout(REDIS_TIMEOUT):
-                await confirmed.wait()
-        except TimeoutError:
-            raise BackendUnavailable(f"Redis did not confirm the subscription to {name}") from None
+        async with reachable():
+            await confirmed.wait()
 
     async def unsubscribe(self, session: Session) -> None:
         await self.local.unsubscribe(session)
@@ -88,6 +85,7 @@ class RedisFanout:
                 logger.warning("Redis pub/sub: %s; retrying in %s s", exc, RETRY_DELAY)
                 await asyncio.sleep(RETRY_DELAY)
                 continue
+            hearing.heard()
             if message is not None:
                 try:
                     self.dispatch(message)

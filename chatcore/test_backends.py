@@ -11,8 +11,9 @@ import orjson
 import pytest
 import redis.asyncio as redis
 
+from chatcore import backend_redis
 from chatcore.backend import Backend, BackendUnavailable, MemoryBackend, PresenceChange, Published
-from chatcore.backend_redis import RedisBackend, keys
+from chatcore.backend_redis import RedisBackend, keys, reachable
 from chatcore.protocol import message_frame
 from tests.redis_server import RedisServer
 
@@ -213,3 +214,37 @@ async def test_redis_keys_expire(client: redis.Redis) -> None:
     await client.pexpire(meta, 1000)
     await backend.snapshot("r", None, None)
     assert await client.pttl(meta) > 59_000
+
+
+async def answers(client: redis.Redis) -> None:
+    """Redis answering this process, ten times a second, until cancelled."""
+    while True:
+        async with reachable():
+            await client.ping()
+        await asyncio.sleep(0.1)  # ok-sleep: the pace of the answers, not a synchronisation
+
+
+async def test_a_call_fails_when_redis_is_silent(client: redis.Redis) -> None:
+    """A call fails once Redis has said nothing for ``within`` seconds while it waited (SPEC.md §17); not once it has
+    waited that long, while Redis answers others: a process busy with a burst reads its answers late."""
+    with pytest.raises(BackendUnavailable, match=r"^Redis did not answer within 0.5 s$"):
+        async with asyncio.timeout(1), reachable(within=0.5):
+            await client.blpop(["nothing"], timeout=1.5)  # Redis answers this one after 1.5 s
+    other = asyncio.create_task(answers(client))
+    try:
+        async with asyncio.timeout(2.5), reachable(within=0.5):
+            assert await client.blpop(["nothing"], timeout=1.5) is None
+    finally:
+        other.cancel()
+
+
+async def test_a_call_waits_for_redis_patience_at_most(client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While Redis answers others, a call waits REDIS_PATIENCE at most (60 s; 1 s here)."""
+    monkeypatch.setattr(backend_redis, "REDIS_PATIENCE", 1.0)
+    other = asyncio.create_task(answers(client))
+    try:
+        with pytest.raises(BackendUnavailable, match=r"^Redis did not answer within 1 s \(it answered others\)$"):
+            async with asyncio.timeout(2), reachable(within=0.5):
+                await client.blpop(["nothing"], timeout=3)
+    finally:
+        other.cancel()
