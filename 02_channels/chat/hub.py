@@ -8,8 +8,9 @@ import redis.exceptions as redis
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 
+from chat.layers import PubSubChannelLayer
 from chatcore.backend import BackendUnavailable
-from chatcore.backend_redis import reachable
+from chatcore.backend_redis import REDIS_TIMEOUT, reachable
 from chatcore.logs import setup_logging
 from chatcore.presence import Announcement, Batcher
 from chatcore.session import Hub, Session
@@ -32,6 +33,7 @@ class GroupFanout:
 
     def __init__(self, layer: BaseChannelLayer) -> None:
         self.layer = layer
+        self.within = REDIS_TIMEOUT if isinstance(layer, PubSubChannelLayer) else None  # no Redis, no deadline
         self.presence = Batcher(self.send_presence)
         self.sending: set[asyncio.Task[None]] = set()
 
@@ -43,11 +45,11 @@ class GroupFanout:
             await self.layer.group_add(group_name(session.room), session.address)  # also renews the membership
 
     async def unsubscribe(self, session: Session) -> None:
-        async with reachable():
+        async with reachable(self.within):
             await self.layer.group_discard(group_name(session.room), session.address)
 
     async def publish(self, room: str, frame: str, *, seq: int) -> None:
-        async with reachable():
+        async with reachable(self.within):
             await self.layer.group_send(group_name(room), {"type": "chat.frame", "frame": frame, "seq": seq})
 
     async def announce(self, room: str, user: str, frame: str, topic: str = "presence") -> None:
@@ -62,7 +64,7 @@ class GroupFanout:
 
     async def send_group(self, room: str, event: dict[str, object]) -> None:
         try:
-            async with reachable():
+            async with reachable(self.within):
                 await self.layer.group_send(group_name(room), event)
         except BackendUnavailable as exc:
             logger.warning("Presence in %r not announced: %s", room, exc)
