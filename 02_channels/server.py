@@ -223,9 +223,9 @@ class ChatServer(daphne.server.Server):  # type: ignore[misc]
             ping_interval=math.inf,  # the protocol's own heartbeat replaces daphne's pings (and their timeout)
             websocket_timeout=-1,  # daphne's default closes every WebSocket after 24 hours
             # Once a head is in (HttpChannel's deadline), the client has nothing left to send: the wait is Channels
-            # starting the consumer, which accepts at once. A server busy with a crowd took more than 5 s, and
-            # daphne dropped those connections with a TCP reset (autobahn's openHandshakeTimeout), or would refuse
-            # them with 403 after 20 s.
+            # starting the consumer (its channel: Redis's deadline, chat/layers.py), which accepts at once. A server
+            # busy with a crowd took more than 5 s, and daphne dropped those connections with a TCP reset
+            # (autobahn's openHandshakeTimeout), or would refuse them with 403 after 20 s.
             websocket_handshake_timeout=0,
             websocket_connect_timeout=math.inf,
         )

@@ -28,6 +28,13 @@ from typing import Any
 
 import orjson
 import redis.asyncio as redis
+from redis.asyncio.connection import (
+    AbstractConnection,
+    Connection,
+    SSLConnection,
+    UnixDomainSocketConnection,
+    parse_url,
+)
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
@@ -153,35 +160,6 @@ REDIS_PATIENCE = 60.0  # the longest a call waits while Redis answers others (in
 REDIS_CONNECTIONS = 50  # per process. Redis runs one command at a time: more connections add no throughput
 
 
-def redis_host(url: str) -> dict[str, Any]:
-    """redis-py's connection settings for ``url``: a connection that a Redis restart broke is reopened and the
-    command retried twice, quickly. No read timeout: ``reachable()`` bounds each call instead. (redis-py bounds
-    reads and writes with ``asyncio.wait_for``, which on Python 3.11 can swallow the cancellation of the task that
-    waits, CPython issue gh-86296: a connection's writer, cancelled as its client left, would go on for ever. And
-    an idle pub/sub connection must not time out at all.)"""
-    return {
-        "address": url,
-        # Timeouts
-        "socket_connect_timeout": 2,
-        "socket_timeout": None,
-        "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
-        "retry_on_error": [redis.ConnectionError],
-    }
-
-
-def connect(url: str) -> redis.Redis:
-    """redis-py's asyncio client for the backend and the fan-out, on a pool of at most REDIS_CONNECTIONS.
-
-    redis-py's default pool opens a connection per concurrent command and, past its cap, fails at once
-    ("Too many connections"): a burst of clients would be closed with 1013 while Redis is fine. This pool makes
-    a command wait for a free connection instead, as long as ``reachable()`` lets it."""
-    host = redis_host(url)
-    pool = redis.BlockingConnectionPool.from_url(
-        host.pop("address"), max_connections=REDIS_CONNECTIONS, timeout=REDIS_PATIENCE, decode_responses=True, **host
-    )
-    return redis.Redis.from_pool(pool)
-
-
 class Hearing:
     """When this process last heard from Redis: an answer to any call, a message on its pub/sub connection.
 
@@ -200,6 +178,75 @@ class Hearing:
 hearing = Hearing()
 
 
+class Heard(AbstractConnection):
+    """A connection to Redis that tells ``hearing`` of everything it reads: answers, pub/sub messages."""
+
+    async def read_response(
+        self,
+        disable_decoding: bool = False,
+        timeout: float | None = None,  # noqa: ASYNC109  # redis-py's signature
+        *,
+        disconnect_on_error: bool = True,
+        push_request: bool | None = False,
+    ) -> Any:
+        response = await super().read_response(
+            disable_decoding, timeout, disconnect_on_error=disconnect_on_error, push_request=push_request
+        )
+        if response is not None or timeout is None:  # None after a read's own timeout (pub/sub polls) is silence
+            hearing.heard()
+        return response
+
+
+class HeardConnection(Heard, Connection):
+    pass
+
+
+class HeardSSLConnection(Heard, SSLConnection):
+    pass
+
+
+class HeardUnixConnection(Heard, UnixDomainSocketConnection):
+    pass
+
+
+HEARD = {
+    Connection: HeardConnection,
+    SSLConnection: HeardSSLConnection,
+    UnixDomainSocketConnection: HeardUnixConnection,
+}
+
+
+def redis_host(url: str) -> dict[str, Any]:
+    """redis-py's connection settings for ``url`` (for a pool, or a channel layer's ``hosts``): connections that
+    tell ``hearing`` what they read; a connection that a Redis restart broke is reopened and the command retried
+    twice, quickly. No read timeout: ``reachable()`` bounds each call instead. (redis-py bounds reads and writes
+    with ``asyncio.wait_for``, which on Python 3.11 can swallow the cancellation of the task that waits, CPython
+    issue gh-86296: a connection's writer, cancelled as its client left, would go on for ever. And an idle
+    pub/sub connection must not time out at all.)"""
+    host: dict[str, Any] = dict(parse_url(url))
+    return {
+        **host,
+        "connection_class": HEARD[host.get("connection_class", Connection)],
+        # Timeouts
+        "socket_connect_timeout": 2,
+        "socket_timeout": None,
+        "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
+        "retry_on_error": [redis.ConnectionError],
+    }
+
+
+def connect(url: str) -> redis.Redis:
+    """redis-py's asyncio client for the backend and the fan-out, on a pool of at most REDIS_CONNECTIONS.
+
+    redis-py's default pool opens a connection per concurrent command and, past its cap, fails at once
+    ("Too many connections"): a burst of clients would be closed with 1013 while Redis is fine. This pool makes
+    a command wait for a free connection instead, as long as ``reachable()`` lets it."""
+    pool = redis.BlockingConnectionPool(
+        max_connections=REDIS_CONNECTIONS, timeout=REDIS_PATIENCE, decode_responses=True, **redis_host(url)
+    )
+    return redis.Redis.from_pool(pool)
+
+
 class Deadline:
     """Expires ``timeout`` once Redis has said nothing for ``within`` seconds while the call waits, or once the call
     has waited REDIS_PATIENCE in all."""
@@ -209,18 +256,18 @@ class Deadline:
         self.timeout, self.within = timeout, within
         self.began = self.loop.time()
         self.timer = self.loop.call_at(self.began + within, self.expire_if_due)
+        self.why: str | None = None  # once expired
 
     def expire_if_due(self) -> None:
         silent, patience = max(self.began, hearing.last) + self.within, self.began + REDIS_PATIENCE
         if min(silent, patience) > self.loop.time():
             self.timer = self.loop.call_at(min(silent, patience), self.expire_if_due)
+            return
+        if silent <= self.loop.time():
+            self.why = f"Redis did not answer within {self.within:g} s"
         else:
-            self.timeout.reschedule(self.loop.time())  # asyncio.timeout cancels the call, and raises TimeoutError
-
-    def why(self) -> str:
-        if self.loop.time() - self.began >= REDIS_PATIENCE:
-            return f"Redis did not answer within {REDIS_PATIENCE:g} s (it answered others)"
-        return f"Redis did not answer within {self.within:g} s"
+            self.why = f"Redis did not answer within {REDIS_PATIENCE:g} s (it answered others)"
+        self.timeout.reschedule(self.loop.time())  # asyncio.timeout cancels the call, and raises TimeoutError
 
 
 @contextlib.asynccontextmanager
@@ -236,13 +283,12 @@ async def reachable(within: float | None = REDIS_TIMEOUT) -> AsyncIterator[None]
             finally:
                 if deadline is not None:
                     deadline.timer.cancel()
-        hearing.heard()
     except redis.RedisError as exc:
         raise BackendUnavailable(f"Redis: {exc}") from exc
     except TimeoutError:
-        if deadline is None:
-            raise
-        raise BackendUnavailable(deadline.why()) from None
+        if deadline is None or deadline.why is None:
+            raise  # not Redis's: the body's own
+        raise BackendUnavailable(deadline.why) from None
 
 
 def users(entries: list[str]) -> list[str]:

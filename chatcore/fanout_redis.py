@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio as redis
 
 from chatcore.backend import BackendUnavailable
-from chatcore.backend_redis import channel, hearing, reachable
+from chatcore.backend_redis import channel, reachable
 from chatcore.fanout import LocalFanout
 
 if TYPE_CHECKING:
@@ -85,7 +85,6 @@ class RedisFanout:
                 logger.warning("Redis pub/sub: %s; retrying in %s s", exc, RETRY_DELAY)
                 await asyncio.sleep(RETRY_DELAY)
                 continue
-            hearing.heard()
             if message is not None:
                 try:
                     self.dispatch(message)

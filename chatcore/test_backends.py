@@ -13,7 +13,7 @@ import redis.asyncio as redis
 
 from chatcore import backend_redis
 from chatcore.backend import Backend, BackendUnavailable, MemoryBackend, PresenceChange, Published
-from chatcore.backend_redis import RedisBackend, keys, reachable
+from chatcore.backend_redis import RedisBackend, hearing, keys, reachable
 from chatcore.protocol import message_frame
 from tests.redis_server import RedisServer
 
@@ -216,35 +216,59 @@ async def test_redis_keys_expire(client: redis.Redis) -> None:
     assert await client.pttl(meta) > 59_000
 
 
+@pytest.fixture
+async def pooled(redis_server: RedisServer) -> AsyncIterator[redis.Redis]:
+    """A client on chatcore's pool, whose connections tell ``hearing`` what they read."""
+    client = backend_redis.connect(redis_server.url)
+    yield client
+    await client.aclose()
+
+
 async def answers(client: redis.Redis) -> None:
     """Redis answering this process, ten times a second, until cancelled."""
     while True:
-        async with reachable():
-            await client.ping()
+        await client.ping()
         await asyncio.sleep(0.1)  # ok-sleep: the pace of the answers, not a synchronisation
 
 
-async def test_a_call_fails_when_redis_is_silent(client: redis.Redis) -> None:
+async def test_a_call_fails_when_redis_is_silent(pooled: redis.Redis) -> None:
     """A call fails once Redis has said nothing for ``within`` seconds while it waited (SPEC.md §17); not once it has
     waited that long, while Redis answers others: a process busy with a burst reads its answers late."""
     with pytest.raises(BackendUnavailable, match=r"^Redis did not answer within 0.5 s$"):
         async with asyncio.timeout(1), reachable(within=0.5):
-            await client.blpop(["nothing"], timeout=1.5)  # Redis answers this one after 1.5 s
-    other = asyncio.create_task(answers(client))
+            await pooled.blpop(["nothing"], timeout=1.5)  # Redis answers this one after 1.5 s
+    other = asyncio.create_task(answers(pooled))
     try:
         async with asyncio.timeout(2.5), reachable(within=0.5):
-            assert await client.blpop(["nothing"], timeout=1.5) is None
+            assert await pooled.blpop(["nothing"], timeout=1.5) is None
     finally:
         other.cancel()
 
 
-async def test_a_call_waits_for_redis_patience_at_most(client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_call_waits_for_redis_patience_at_most(pooled: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
     """While Redis answers others, a call waits REDIS_PATIENCE at most (60 s; 1 s here)."""
     monkeypatch.setattr(backend_redis, "REDIS_PATIENCE", 1.0)
-    other = asyncio.create_task(answers(client))
+    other = asyncio.create_task(answers(pooled))
     try:
         with pytest.raises(BackendUnavailable, match=r"^Redis did not answer within 1 s \(it answered others\)$"):
             async with asyncio.timeout(2), reachable(within=0.5):
-                await client.blpop(["nothing"], timeout=3)
+                await pooled.blpop(["nothing"], timeout=3)
     finally:
         other.cancel()
+
+
+async def test_only_what_redis_says_counts(pooled: redis.Redis) -> None:
+    """Calls that read nothing from Redis (a SUBSCRIBE, a wait that ends at once) don't count as hearing from it: a
+    stalled Redis is found out while clients come and go (§17)."""
+    pubsub = pooled.pubsub()
+    await pubsub.subscribe("a")  # connects (and hears the connection's set-up)
+    assert (await pubsub.get_message(timeout=1) or {}).get("type") == "subscribe"
+    before = hearing.last
+    async with reachable():
+        pass
+    async with reachable():
+        await pubsub.subscribe("b")  # sent; its confirmation not read yet
+    assert hearing.last == before
+    assert (await pubsub.get_message(timeout=1) or {}).get("type") == "subscribe"
+    assert hearing.last > before
+    await pubsub.aclose()  # type: ignore[no-untyped-call]

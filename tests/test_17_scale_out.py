@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import os
 import signal
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import httpx2
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from tests.client import TIMEOUT, Client, Frame, chat_url, open_client
 from tests.cluster import SUFFIX, Cluster
@@ -214,10 +216,30 @@ async def test_many_join_at_once(make_server: MakeServer, room: str) -> None:
             await client.close()
 
 
+async def come_and_go(server: Server, room: str) -> None:
+    """Clients arriving in ``room`` twice a second, each gone once it hears anything, all gone when cancelled."""
+    visits: set[asyncio.Task[None]] = set()
+
+    async def visit(n: int) -> None:
+        with contextlib.suppress(OSError, TimeoutError, InvalidHandshake, ConnectionClosed):
+            async with connect(chat_url(server, room, token=server.token(f"visitor{n}")), open_timeout=TIMEOUT) as ws:
+                await ws.recv()
+
+    try:
+        for n in itertools.count():
+            visits.add(asyncio.create_task(visit(n)))
+            await asyncio.sleep(0.5)  # ok-sleep: the pace of arrivals, not a synchronisation
+    finally:
+        for task in visits:
+            task.cancel()
+        await asyncio.gather(*visits, return_exceptions=True)
+
+
 async def test_redis_stalls(impl: str, tmp_path: Path, room: str) -> None:
     """§17: Redis stops answering (a stalled process, a network partition): a connection that needs it is closed
-    with 1013 after at most 5 s, and so is one opened meanwhile, without a welcome; once Redis answers again,
-    clients resume, nothing acknowledged is lost, and a resent message is committed once."""
+    with 1013 after at most 5 s, even while others come and go (what they send Redis is no answer from it), and so
+    is one opened meanwhile, without a welcome; once Redis answers again, clients resume, nothing acknowledged is
+    lost, and a resent message is committed once."""
     cluster = Cluster(IMPLEMENTATIONS[impl.removesuffix(SUFFIX)], FAST, tmp_path).start()
     try:
         alice = Member("alice", room, [cluster.members[0]])
@@ -228,6 +250,7 @@ async def test_redis_stalls(impl: str, tmp_path: Path, room: str) -> None:
         await bob.read_until(1)
         assert cluster.redis.process is not None and alice.client is not None
         cluster.redis.process.send_signal(signal.SIGSTOP)
+        visitors = asyncio.create_task(come_and_go(cluster.members[0], room))
         try:
             started = asyncio.get_running_loop().time()
             await alice.client.say("during", "a1")
@@ -245,6 +268,8 @@ async def test_redis_stalls(impl: str, tmp_path: Path, room: str) -> None:
             assert asyncio.get_running_loop().time() - started < STALL_LIMIT + 1
         finally:
             cluster.redis.process.send_signal(signal.SIGCONT)
+            visitors.cancel()
+            await asyncio.gather(visitors, return_exceptions=True)
         alice.client = None
         await alice.send("a1", "during")  # reconnects, resumes, resends
         await alice.send("a2", "after")

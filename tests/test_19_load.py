@@ -254,10 +254,11 @@ async def warm_up(server: Server, job: Callable[[range], Awaitable[None]]) -> in
     last = None
     for first in range(0, 10 * size, size):
         await job(range(first, first + size))
+        await wait_for_metric(server, "chat_connections", 0)
         now = each_rss(server)
-        if first >= size and last is not None and all(a - b < 1_000_000 for a, b in zip(now, last, strict=True)):
+        if last is not None and all(a - b < 1_000_000 for a, b in zip(now, last, strict=True)):
             break
-        last = now
+        last = now if first >= size else None
     return first + size
 
 

@@ -31,12 +31,12 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels ha
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         try:
             await super().__call__(scope, receive, send)
-        except redis.RedisError as exc:
+        except (redis.RedisError, BackendUnavailable) as exc:
             if getattr(self, "channel_name", None) is not None:
                 raise  # not from new_channel(): the connection is under way already
             # Channels could not give this connection its channel: Redis is down. Like any connection that finds
             # the backend unavailable, it closes with 1013 right after the handshake (SPEC.md §17).
-            logger.warning("Closing a connection to %s at once: Redis: %s", shorten(scope["path"]), exc)
+            logger.warning("Closing a connection to %s at once: %s", shorten(scope["path"]), exc)
             await receive()  # websocket.connect
             await send({"type": "websocket.accept"})
             await send({"type": "websocket.close", "code": UNAVAILABLE.code, "reason": UNAVAILABLE.reason})

@@ -6,8 +6,9 @@ from typing import Any
 
 import redis.asyncio as redis
 from channels_redis.pubsub import RedisPubSubChannelLayer
+from django.conf import settings
 
-from chatcore.backend_redis import connect
+from chatcore.backend_redis import connect, reachable
 
 
 class PubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]  # channels-redis has no type hints
@@ -29,9 +30,16 @@ class PubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]  # chan
         self.publisher: redis.Redis | None = None
         self.changing: collections.Counter[str] = collections.Counter()  # group channels being (un)subscribed
 
+    async def new_channel(self, prefix: str = "specific.") -> str:
+        """The layer's, within Redis's deadline (``chatcore.backend_redis.reachable``): its SUBSCRIBE waits for no
+        answer, but it waits behind the layer's lock, and for a reconnection, which does."""
+        async with reachable():
+            channel: str = await self._get_layer().new_channel(prefix)
+        return channel
+
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         if self.publisher is None:
-            self.publisher = connect(self._kwargs["hosts"][0]["address"])
+            self.publisher = connect(settings.CHAT.redis_url)
         channel = self._get_layer()._get_group_channel_name(group)  # the name the layer subscribes to
         await self.publisher.publish(channel, self.serialize(message))
 
