@@ -342,7 +342,7 @@ async def test_ping_flood(make_server: MakeServer, request: pytest.FixtureReques
 async def test_rooms_do_not_pile_up(make_server: MakeServer, request: pytest.FixtureRequest, room: str) -> None:
     """§19.6, §9, §13.6: one message into each of many rooms: once CHAT_MAX_ROOMS rooms are kept (and the server
     has warmed up), its memory stays where it is (within 5 MB); in Redis, each key a room leaves has a TTL."""
-    cap, count = scale(request, 200, 1000), scale(request, 2000, 20_000)
+    cap, count = scale(request, 200, 1000), scale(request, 500, 20_000)
     server = make_server({**FAST, "CHAT_MAX_ROOMS": str(cap)}, fresh=True)
 
     async def one_message_each(rooms: range) -> None:
