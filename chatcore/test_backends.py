@@ -5,6 +5,7 @@ loses its data."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 
 import orjson
@@ -224,11 +225,22 @@ async def pooled(redis_server: RedisServer) -> AsyncIterator[redis.Redis]:
     await client.aclose()
 
 
-async def answers(client: redis.Redis) -> None:
-    """Redis answering this process, ten times a second, until cancelled."""
-    while True:
-        await client.ping()
-        await asyncio.sleep(0.1)  # ok-sleep: the pace of the answers, not a synchronisation
+@contextlib.asynccontextmanager
+async def answering(client: redis.Redis) -> AsyncIterator[None]:
+    """Redis answering this process ten times a second, while in the block."""
+
+    async def answers() -> None:
+        while True:
+            await client.ping()
+            await asyncio.sleep(0.1)  # ok-sleep: the pace of the answers, not a synchronisation
+
+    task = asyncio.create_task(answers())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def test_a_call_fails_when_redis_is_silent(pooled: redis.Redis) -> None:
@@ -237,24 +249,16 @@ async def test_a_call_fails_when_redis_is_silent(pooled: redis.Redis) -> None:
     with pytest.raises(BackendUnavailable, match=r"^Redis did not answer within 0.5 s$"):
         async with asyncio.timeout(1), reachable(within=0.5):
             await pooled.blpop(["nothing"], timeout=1.5)  # Redis answers this one after 1.5 s
-    other = asyncio.create_task(answers(pooled))
-    try:
-        async with asyncio.timeout(2.5), reachable(within=0.5):
-            assert await pooled.blpop(["nothing"], timeout=1.5) is None
-    finally:
-        other.cancel()
+    async with answering(pooled), asyncio.timeout(2.5), reachable(within=0.5):
+        assert await pooled.blpop(["nothing"], timeout=1.5) is None
 
 
 async def test_a_call_waits_for_redis_patience_at_most(pooled: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
     """While Redis answers others, a call waits REDIS_PATIENCE at most (60 s; 1 s here)."""
     monkeypatch.setattr(backend_redis, "REDIS_PATIENCE", 1.0)
-    other = asyncio.create_task(answers(pooled))
-    try:
-        with pytest.raises(BackendUnavailable, match=r"^Redis did not answer within 1 s \(it answered others\)$"):
-            async with asyncio.timeout(2), reachable(within=0.5):
-                await pooled.blpop(["nothing"], timeout=3)
-    finally:
-        other.cancel()
+    with pytest.raises(BackendUnavailable, match=r"^Redis did not answer within 1 s \(it answered others\)$"):
+        async with answering(pooled), asyncio.timeout(2), reachable(within=0.5):
+            await pooled.blpop(["nothing"], timeout=3)
 
 
 async def test_only_what_redis_says_counts(pooled: redis.Redis) -> None:

@@ -200,6 +200,11 @@ def rss(server: Server) -> int:
     return sum(each_rss(server))
 
 
+def growth(server: Server, before: list[int]) -> int:
+    """How much the process that grew most has grown since ``before`` (its ``each_rss``)."""
+    return max(after - then for after, then in zip(each_rss(server), before, strict=True))
+
+
 def redis_usage(server: Server) -> tuple[int, int]:
     """Redis's pub/sub channels and keys, for a cluster (0, 0 without Redis)."""
     if not isinstance(server, Cluster):
@@ -275,8 +280,8 @@ async def test_nothing_grows_per_connection(make_server: MakeServer, request: py
     before, redis_before = each_rss(server), redis_usage(server)
     count = scale(request, 500, 10_000)
     await cycles(server, room, range(first, first + count))
-    growth = max(after - then for after, then in zip(each_rss(server), before, strict=True))
-    assert growth < 5_000_000, f"{growth / 1e6:.1f} MB more after {count} connections"
+    grown = growth(server, before)
+    assert grown < 5_000_000, f"{grown / 1e6:.1f} MB more after {count} connections"
     assert redis_usage(server) == redis_before
 
 
@@ -357,8 +362,8 @@ async def test_rooms_do_not_pile_up(make_server: MakeServer, request: pytest.Fix
     await one_message_each(range(first, first + count))
     await wait_for_metric(server, "chat_connections", 0)
     if request.config.getoption("--stress"):  # at make test's size, the memory has not settled yet
-        growth = max(after - then for after, then in zip(each_rss(server), before, strict=True))
-        assert growth < 5_000_000, f"{growth / 1e6:.1f} MB more after {count} more rooms"
+        grown = growth(server, before)
+        assert grown < 5_000_000, f"{grown / 1e6:.1f} MB more after {count} more rooms"
     else:  # the cap, seen from outside: the first room has forgotten its message
         oldest = await open_client(server.for_client(), f"{room}-0", "alice", token=mint(server, "alice"), since=0)
         assert oldest.welcome["payload"]["seq"] == (1 if isinstance(server, Cluster) else 0)
