@@ -149,6 +149,7 @@ def main() -> None:
         http=HttpProtocol,  # with limits and a deadline on request heads (protocols.py)
         ws=WebSocketProtocol,  # uvicorn's "websockets-sansio", with backpressure on pongs (protocols.py)
         ws_per_message_deflate=False,
+        loop="asyncio",  # asyncio's own event loop, as in the other chapters ("auto" would take uvloop if installed)
         log_level=settings.log_level,
         # Limits
         ws_max_size=settings.max_message_bytes,

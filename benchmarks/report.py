@@ -3,50 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-# Locust's one process can use one core: a result measured while it used more than this share of it is close
-# to Locust's own ceiling for that kind of work, and measures Locust rather than the server.
-GENERATOR_BOUND = 0.6
-P99_LIMIT = 100.0  # ms: past this, a load is not sustained
-
 Row = dict[str, Any]
-
-
-def sustained(row: Row) -> bool:
-    """Every message delivered to every member, nothing repeated or failed, p99 delivery within the limit, and
-    a load generator that kept up."""
-    clean = row["missing"] == 0 and row["repeated_or_reordered"] == 0 and not row["failures"]
-    generator = not row.get("generator_saturated", False)
-    return bool(clean and generator and row.get("complete", True) and row["delivery_ms"]["99"] <= P99_LIMIT)
-
-
-def why(row: Row) -> str:
-    """Why a step was not sustained."""
-    reasons = []
-    if row["delivery_ms"]["99"] > P99_LIMIT:
-        reasons.append(f"p99 {row['delivery_ms']['99']:.0f} ms")
-    if row["missing"] or row["repeated_or_reordered"] or not row.get("complete", True):
-        reasons.append(f"{row['delivered']} of {row['expected']} delivered")
-    if row["failures"]:
-        reasons.append(listed(row["failures"]))
-    if row.get("generator_saturated"):
-        reasons.append("Locust saturated")
-    return "; ".join(reasons) or "sustained"
 
 
 def repeats(rows: list[Row]) -> list[int]:
     return sorted({row["repeat"] for row in rows})
-
-
-def best(rows: list[Row]) -> Row | None:
-    """The sustained row with the most deliveries per second."""
-    good = [row for row in rows if sustained(row)]
-    return max(good, key=lambda row: row["deliveries_per_s"]) if good else None
 
 
 def spread(values: list[float], digits: int = 0) -> str:
@@ -59,94 +27,191 @@ def spread(values: list[float], digits: int = 0) -> str:
     return f"{middle:,.{digits}f} ({min(values):,.{digits}f} to {max(values):,.{digits}f})"
 
 
-def fanout_table(rows: list[Row], ceiling: float) -> list[str]:
-    """Scenario 1, one line per server and kind of message; ``ceiling``: the reference's best, 0 if unknown."""
-    columns = [
-        "server",
-        "messages",
-        "max sustained deliveries/s (median, range)",
-        "% of the reference's",
-        "Locust's CPU at it",
-        "p50 / p95 / p99 ms at half of it",
-        "server CPU ms per 1000 deliveries",
-        "peak RSS MB",
-    ]
-    lines = header(columns)
-    groups: dict[tuple[str, str], dict[int, list[Row]]] = defaultdict(lambda: defaultdict(list))
-    for row in rows:
-        groups[(row["variant"], row["user"])][row["repeat"]].append(row)
-    for (variant, user), repeats in sorted(groups.items()):
-        bests = [b for b in (best(runs) for runs in repeats.values()) if b is not None]
-        maxima = [b["deliveries_per_s"] for b in bests]
-        if not bests:
-            first = min((r for runs in repeats.values() for r in runs), key=lambda r: r["rate"])
-            at = f"none sustained: at {first['rate']:g}/s each, {first['deliveries_per_s']:,.0f}/s, {why(first)}"
-            lines.append(f"| {variant} | {kind(user)} | {at} | | {100 * first.get('generator_cpu', 0):.0f} % | | | |")
-            continue
-        load = statistics.median(b.get("generator_cpu", 0.0) for b in bests)
-        flag = " ⚠ generator-bound" if load > GENERATOR_BOUND else ""
-        # Latency at half the best sustained rate (the rates double from step to step), median over the runs.
-        half_rate = statistics.median(b["rate"] for b in bests) / 2
-        at_half = [r for runs in repeats.values() for r in runs if r["rate"] == half_rate and sustained(r)]
-        latency = (
-            " / ".join(f"{statistics.median(r['delivery_ms'][p] for r in at_half):.2f}" for p in ("50", "95", "99"))
-            + f" (at {half_rate:g}/s each)"
-            if at_half
-            else "- (no step at half)"
+# The capacity generator's own ceiling: a result measured while it used more than this share of its core may be
+# what the generator could do rather than what the server could (capacity.py flags each phase).
+GENERATOR_BOUND = 0.8
+CHAPTERS = {"websockets": "chapter 3", "fastapi": "chapter 1", "channels": "chapter 2"}
+ROOMS = {"bare": "bare room (§18)", "chat": "chat protocol", "naive": "naive server's room"}
+# Chapter 2's cost ledger (scenario 2): what each server is, one layer of the Channels stack swapped at a time.
+LEDGER = {
+    "naive-channels": "naive consumer: daphne, Channels' dispatch (the hop), in-memory layer",
+    "naive-channels/no-hop": "naive consumer, without the hop",
+    "naive-channels/uvicorn": "naive consumer on uvicorn instead of daphne",
+    "naive-channels/uvicorn/no-hop": "naive consumer on uvicorn, without the hop",
+    "naive-channels/redis": "naive consumer, channels-redis's pub/sub layer instead of the in-memory one",
+    "channels/hop": "chapter 2 with Channels' dispatch (the hop) back",
+    "channels": "chapter 2: daphne, no hop, in-memory layer",
+    "channels/uvicorn": "chapter 2 on uvicorn instead of daphne",
+    "channels/redis": "chapter 2 on Redis (one process)",
+}
+
+
+def server_name(variant: str) -> str:
+    """How the report names a server: "chapter 1", "naive FastAPI", "picows reference"…"""
+    if variant == "reference":
+        return "picows reference"
+    if variant.startswith("naive-"):
+        return {"naive-fastapi": "naive FastAPI", "naive-channels": "naive Channels"}.get(variant, "naive websockets")
+    name = variant.removesuffix("+redis")
+    return CHAPTERS[name] + (", 2 processes on Redis" if variant.endswith("+redis") else "")
+
+
+# The order of the tables' rows: the reference, then each chapter's naive server, bare room and chat, then the
+# chapters on Redis; the ledger's in LEDGER's order.
+ORDER = [
+    ("reference", "bare"),
+    *(row for name in CHAPTERS for row in ((f"naive-{name}", "naive"), (name, "bare"), (name, "chat"))),
+    *((f"{name}+redis", "chat") for name in CHAPTERS),
+    *((name, "naive" if name.startswith("naive-") else "chat") for name in LEDGER),
+]
+
+
+def rank(row: Row) -> int:
+    key = (row["variant"], row["kind"])
+    return ORDER.index(key) if key in ORDER else len(ORDER)
+
+
+def closed_loops(rows: list[Row]) -> dict[tuple[str, str], list[Row]]:
+    """Each (server, room)'s closed-loop phases, one per run (an empty dict for a run that failed)."""
+    found: dict[tuple[str, str], list[Row]] = defaultdict(list)
+    for row in sorted(rows, key=rank):
+        found[(row["variant"], row["kind"])].append(
+            {**row["phases"][0], "error": row.get("error")}
+            if row["phases"]
+            else {"error": row.get("error") or "no results"}
         )
-        cpu = statistics.median(1e6 * b["cpu_seconds"] / max(b["delivered"], 1) for b in bests)
-        rss = max(b["peak_rss_mb"] for b in bests)
-        share = f"{100 * statistics.median(maxima) / ceiling:.0f} %" if ceiling else "-"
+    return found
+
+
+def median_of(phases: list[Row], key: str) -> float:
+    values = [phase[key] for phase in phases if phase.get(key) is not None]
+    return statistics.median(values) if values else math.nan
+
+
+def completeness(phases: list[Row]) -> str:
+    """Delivered of expected over the runs, what was repeated or reordered, and what went wrong."""
+    delivered, expected = (sum(phase.get(key, 0) for phase in phases) for key in ("delivered", "expected"))
+    repeated, reordered = (sum(phase.get(key, 0) for phase in phases) for key in ("repeated", "reordered"))
+    said = f"{delivered:,} of {expected:,}"
+    if repeated or reordered:
+        said += f", {repeated:,} repeated, {reordered:,} reordered"
+    errors = sorted({phase["error"] for phase in phases if phase.get("error")})
+    return said + (" ✗ " + "; ".join(errors) if errors else "") + ("" if delivered == expected and not errors else " ✗")
+
+
+def ratio(value: float, to: float) -> str:
+    return f"{value / to:.2f}" if to and not math.isnan(to) and not math.isnan(value) else "-"
+
+
+def capacity_table(rows: list[Row]) -> list[str]:
+    """Scenario 1's closed loops: each server's saturation, against the reference and its chapter's naive server."""
+    loops = closed_loops(rows)
+    reference = median_of(loops.get(("reference", "bare"), []), "deliveries_per_s")
+    columns = ["server", "room", "deliveries/s (median, range)", "to the reference", "to its naive server"]
+    columns += ["server µs per delivery", "delivered of expected (all runs)", "generator's CPU"]
+    lines = header(columns)
+    for (variant, kind), phases in loops.items():
+        rate = median_of(phases, "deliveries_per_s")
+        naive = median_of(loops.get((f"naive-{variant.removesuffix('+redis')}", "naive"), []), "deliveries_per_s")
+        load = median_of(phases, "generator_cpu")
+        flag = " ⚠ generator-bound" if load > GENERATOR_BOUND else ""
         cells = [
-            variant,
-            kind(user),
-            spread(maxima),
-            share,
+            server_name(variant),
+            ROOMS[kind],
+            spread([phase["deliveries_per_s"] for phase in phases if "deliveries_per_s" in phase]),
+            ratio(rate, reference),
+            "-" if variant.startswith("naive-") else ratio(rate, naive),
+            f"{median_of(phases, 'server_us_per_delivery'):.1f}",
+            completeness(phases),
             f"{100 * load:.0f} %{flag}",
-            latency,
-            f"{cpu:.0f}",
-            f"{rss:.0f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
+def open_loops(rows: list[Row]) -> dict[tuple[str, str], dict[float, list[Row]]]:
+    """Each (server, room)'s open-loop steps, by share of its closed loop's deliveries per second."""
+    found: dict[tuple[str, str], dict[float, list[Row]]] = defaultdict(lambda: defaultdict(list))
+    for row in sorted(rows, key=rank):
+        for phase in row["phases"][1:]:
+            found[(row["variant"], row["kind"])][phase["share"]].append(phase)
+    return found
+
+
+def latency_table(rows: list[Row]) -> list[str]:
+    """Scenario 1's open loops: delivery latency at fixed shares of each server's own saturation."""
+    steps = open_loops(rows)
+    shares = sorted({share for by_share in steps.values() for share in by_share})
+    lines = header(["server", "room", *(f"at {100 * share:.0f} %: p50 / p99 / p99.9 ms" for share in shares)])
+    for (variant, kind), by_share in steps.items():
+        cells = [server_name(variant), ROOMS[kind]]
+        for share in shares:
+            phases = by_share.get(share, [])
+            said = " / ".join(f"{median_of([p['latency_ms'] for p in phases], q):.1f}" for q in ("50", "99", "99.9"))
+            if phases and not all(phase["complete"] for phase in phases):
+                said += " ✗ incomplete"
+            cells.append(f"{said} ({median_of(phases, 'deliveries_per_s'):,.0f}/s)" if phases else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def ledger_table(rows: list[Row]) -> list[str]:
+    """Scenario 2: chapter 2's stack, one layer swapped at a time; µs per delivery against its own base."""
+    loops = closed_loops(rows)
+    base = {
+        name: median_of(loops.get(key, []), "server_us_per_delivery")
+        for name, key in (("naive", ("naive-channels", "naive")), ("chat", ("channels", "chat")))
+    }
+    lines = header(["what runs", "deliveries/s", "server µs per delivery", "µs against its base", "delivered"])
+    for variant in LEDGER:
+        kind = "naive" if variant.startswith("naive-") else "chat"
+        if not (phases := loops.get((variant, kind), [])):
+            continue
+        us = median_of(phases, "server_us_per_delivery")
+        own = base["naive" if kind == "naive" else "chat"]
+        delta = "base" if variant in ("naive-channels", "channels") else f"{us - own:+.1f}"
+        cells = [LEDGER.get(variant, variant), f"{median_of(phases, 'deliveries_per_s'):,.0f}", f"{us:.1f}", delta]
+        lines.append("| " + " | ".join([*cells, completeness(phases)]) + " |")
+    return lines
+
+
+def capacity_chart(rows: list[Row], path: Path) -> None:
+    """Deliveries per second at saturation, one bar per server and room (median of the runs)."""
+    loops = closed_loops(rows)
+    labels = [f"{server_name(variant)}, {ROOMS[kind]}" for variant, kind in loops]
+    values = [median_of(phases, "deliveries_per_s") for phases in loops.values()]
+    fig, axes = figure("Capacity: deliveries per second at saturation (closed loop)", "deliveries/s (log scale)", "")
+    axes.barh(labels[::-1], values[::-1])
+    axes.set_xscale("log")
+    fig.set_size_inches(9, 0.35 * len(labels) + 1.5)
+    save(fig, path)
+
+
+def latency_load_chart(rows: list[Row], path: Path) -> None:
+    """p99 delivery latency against the offered load, one line per server and room."""
+    fig, axes = figure("p99 delivery latency against offered load (open loop)", "deliveries/s", "p99, ms (log)")
+    for (variant, kind), by_share in open_loops(rows).items():
+        shares = sorted(by_share)
+        xs = [median_of(by_share[share], "deliveries_per_s") for share in shares]
+        ys = [median_of([phase["latency_ms"] for phase in by_share[share]], "99") for share in shares]
+        axes.plot(xs, ys, marker="o", label=f"{server_name(variant)}, {ROOMS[kind]}")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.legend(fontsize=7)
+    save(fig, path)
+
+
+def locust_ceiling_table(rows: list[Row]) -> list[str]:
+    """What one Locust process carries on its core, by kind of user, against the fastest server (see README)."""
+    lines = header(["Locust user", "server", "deliveries/s", "Locust's CPU", "Locust µs per delivery"])
+    for row in rows:
+        cells = [row["user"], row["server"], f"{row['deliveries_per_s']:,.0f}", f"{100 * row['cpu']:.0f} %"]
+        lines.append("| " + " | ".join([*cells, f"{row['us_per_delivery']:.1f}"]) + " |")
+    return lines
+
+
 def header(columns: list[str]) -> list[str]:
     return ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-
-
-def kind(user: str) -> str:
-    return {"ChatMember": "chat protocol", "BareMember": "bare room (§18)", "EchoClient": "echo"}.get(user, user)
-
-
-def overhead_table(rows: list[Row]) -> list[str]:
-    """Scenario 2: the chat protocol against the same server's bare room, at the same load."""
-    lines = header(
-        [
-            "server",
-            "per-member rate",
-            "chat p99 ms",
-            "bare p99 ms",
-            "chat CPU ms / 1000 deliveries",
-            "bare CPU ms / 1000 deliveries",
-        ]
-    )
-    pairs: dict[tuple[str, float], dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
-    for row in rows:
-        pairs[(row["variant"], row["rate"])][row["user"]].append(row)
-    for (variant, rate), users in sorted(pairs.items()):
-        chat, bare = users.get("ChatMember"), users.get("BareMember")
-        if not chat or not bare:
-            continue
-
-        def p99(runs: list[Row]) -> str:
-            return f"{statistics.median(r['delivery_ms']['99'] for r in runs):.2f}"
-
-        def cpu(runs: list[Row]) -> str:
-            return f"{statistics.median(1e6 * r['cpu_seconds'] / max(r['delivered'], 1) for r in runs):.0f}"
-
-        lines.append(f"| {variant} | {rate:g}/s | {p99(chat)} | {p99(bare)} | {cpu(chat)} | {cpu(bare)} |")
-    return lines
 
 
 def figure(title: str, xlabel: str, ylabel: str) -> tuple[Any, Any]:
@@ -178,41 +243,6 @@ def bars(axes: Any, groups: list[str], series: dict[str, list[float]]) -> None:
         axes.bar([x + i * width for x in range(len(groups))], values, width, label=label)
     axes.set_xticks([x + 0.4 - width / 2 for x in range(len(groups))], groups, rotation=20)
     axes.legend()
-
-
-def throughput_chart(rows: list[Row], path: Path) -> None:
-    """Deliveries per second against the offered load, one line per server (chat protocol; the reference's bare
-    room as the ceiling)."""
-    fig, axes = figure("Fan-out throughput", "messages sent per second (offered)", "deliveries per second")
-    series: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for row in rows:
-        if row["user"] == "ChatMember" or row["variant"] == "reference":
-            series[row["variant"]][row["offered_per_s"]].append(row["deliveries_per_s"])
-    for variant, points in sorted(series.items()):
-        xs = sorted(points)
-        axes.plot(xs, [statistics.median(points[x]) for x in xs], marker="o", label=variant)
-    axes.legend()
-    save(fig, path)
-
-
-def latency_chart(rows: list[Row], path: Path) -> None:
-    """p50 / p95 / p99 delivery latency of the chat at the lowest rate, the load every server was given."""
-    chat = [row for row in rows if row["user"] == "ChatMember"]
-    if not chat:
-        return
-    rate = min(row["rate"] for row in chat)
-    variants = sorted({row["variant"] for row in chat})
-    fig, axes = figure(f"Chat delivery latency at {rate:g} message/s per member", "", "ms (log scale)")
-    series = {
-        f"p{p}": [
-            statistics.median(r["delivery_ms"][p] for r in chat if r["variant"] == v and r["rate"] == rate)
-            for v in variants
-        ]
-        for p in ("50", "95", "99")
-    }
-    bars(axes, variants, series)
-    axes.set_yscale("log")
-    save(fig, path)
 
 
 def disconnects_chart(rows: list[Row], path: Path) -> None:
@@ -403,20 +433,12 @@ def total(runs: list[Row], key: str) -> dict[str, int]:
 
 def write_report(results: dict[str, Any], out: Path) -> None:
     results = json.loads(json.dumps(results))  # percentile keys as strings, as in results.json
-    rows: list[Row] = results["fanout"]
-    reference = [row for row in rows if row["variant"] == "reference"]
-    bests = [
-        b["deliveries_per_s"]
-        for b in (best([r for r in reference if r["repeat"] == n]) for n in repeats(reference))
-        if b
-    ]
-    ceiling = statistics.median(bests) if bests else 0.0  # the median of the runs' best
     machine = results["machine"]
     lines = [
         f"# Benchmark report ({results['profile']})",
         "",
         f"Machine: {machine['cpu']}, {machine['cores']} cores; servers on cores {machine['server_cores']}, "
-        f"Locust on {machine['generator_cores']}. Python {machine['python']}, Linux {machine['kernel']}.",
+        f"the load generators on {machine['generator_cores']}. Python {machine['python']}, Linux {machine['kernel']}.",
         "",
         "Versions: " + ", ".join(f"{name} {v}" for name, v in machine["versions"].items()) + ".",
         "",
@@ -428,29 +450,42 @@ def write_report(results: dict[str, Any], out: Path) -> None:
     ]
     if results["gated_out"]:
         lines += [f"Not benchmarked (the conformance smoke run failed): {', '.join(results['gated_out'])}.", ""]
-    if rows:
-        throughput_chart(rows, out / "fanout.png")
-        latency_chart(rows, out / "latency.png")
+    if rows := results.get("capacity"):
+        capacity_chart(rows, out / "capacity.png")
+        latency_load_chart(rows, out / "latency.png")
         lines += [
-            "## 1. Fan-out throughput and latency",
+            "## 1. Capacity",
             "",
-            f"The machine's ceiling, the picows reference's best sustained bare room (median of the runs):"
-            f" {ceiling:,.0f} deliveries/s"
-            + ("" if any(not sustained(r) for r in reference) else " (or more: it sustained every step)")
-            + f". A result measured while Locust used more than {100 * GENERATOR_BOUND:.0f} % of its core is flagged"
-            " ⚠ generator-bound: it is close to Locust's own ceiling for that work, and measures Locust.",
+            "Closed loop (capacity.py, picows on uvloop): each member sends its next message when its own copy of the"
+            " last one arrives. Deliveries per second and the server's CPU per delivery inside the measured window,"
+            " the median of the runs (and their range); every delivery checked, nothing missing, repeated or"
+            " reordered, or the row says ✗. A row measured while the generator used more than"
+            f" {100 * GENERATOR_BOUND:.0f} % of its core is flagged ⚠ generator-bound: the server may carry more.",
             "",
-            *fanout_table(rows, ceiling),
+            *capacity_table(rows),
             "",
-            "![Fan-out throughput](fanout.png)",
+            "![Capacity](capacity.png)",
             "",
-            "![Delivery latency](latency.png)",
+            "Open loop: fixed offered rates, as shares of each server's own closed-loop figure above; latency from"
+            " the moment each message was due to its delivery, every delivery of the window (median of the runs).",
             "",
-            "## 2. Protocol overhead",
+            *latency_table(rows),
             "",
-            *overhead_table(rows),
+            "![Latency against offered load](latency.png)",
             "",
         ]
+    if rows := results.get("ledger"):
+        lines += [
+            "## 2. Chapter 2's cost ledger",
+            "",
+            "Closed loop, as in scenario 1: the Channels stack with one layer swapped at a time"
+            " (channels_stack.py), each line against its base (the naive consumer, or chapter 2 as it ships).",
+            "",
+            *ledger_table(rows),
+            "",
+        ]
+    if results.get("locust_ceiling"):
+        lines += ["## Locust's own ceiling", "", *locust_ceiling_table(results["locust_ceiling"]), ""]
     if results.get("disconnects"):
         disconnects_chart(results["disconnects"], out / "disconnects.png")
         lines += ["## 3. Disconnect handling", "", *disconnects_table(results["disconnects"]), ""]

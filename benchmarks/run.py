@@ -23,15 +23,18 @@ import psutil
 
 from gauge import gauge
 from histogram import Histogram
-from report import sustained, write_report
+from report import write_report
 from servers import (
     BENCH_DIR,
+    NAIVE_PATHS,
     SETTINGS,
+    STACKS,
     BenchServer,
     Usage,
     generator_cores,
     locust_command,
     server_cores,
+    taskset,
     variants,
 )
 from tests.harness import REPO
@@ -45,24 +48,42 @@ Scenario = Callable[[str, "Profile", Path, int], list[Row]]
 
 @dataclass(frozen=True)
 class Profile:
-    # Scenarios 1 and 2: rooms x members, each member sending at each rate in turn.
-    seconds: float  # of each run, measured after every user connected
     repeats: int  # of every measurement, interleaved across servers
-    rates: tuple[float, ...]  # messages per second per member, stepped up
-    rooms: int
-    members: int  # per room
-    # Scenarios 3-6.
+    # Scenarios 1 and 2 (capacity.py): rooms x members, each measured window after a warm-up.
+    capacity_rooms: int
+    capacity_members: int  # per room
+    capacity_seconds: float
+    capacity_warmup: float
+    # Scenarios 3-6 (Locust).
+    seconds: float  # of scenario 5's run without slow readers
+    rooms: int  # scenario 4's
+    members: int  # per room, scenario 3's
     leaves: int  # per way of leaving
     churn: int  # connect → chat → disconnect cycles
     idle: tuple[int, ...]  # idle connections
 
 
 PROFILES = {
-    "quick": Profile(seconds=4, repeats=1, rates=(1, 2, 4), rooms=4, members=10, leaves=2, churn=600, idle=(200, 1000)),
+    "quick": Profile(
+        repeats=1,
+        capacity_rooms=1,
+        capacity_members=50,
+        capacity_seconds=2,
+        capacity_warmup=0.5,
+        seconds=4,
+        rooms=4,
+        members=10,
+        leaves=2,
+        churn=600,
+        idle=(200, 1000),
+    ),
     "full": Profile(
-        seconds=10,
         repeats=3,
-        rates=(0.5, 1, 2, 4, 8, 16),
+        capacity_rooms=1,
+        capacity_members=50,
+        capacity_seconds=5,
+        capacity_warmup=1,
+        seconds=10,
         rooms=10,
         members=20,
         leaves=5,
@@ -91,10 +112,16 @@ def say(message: str) -> None:
     print(f"[{elapsed // 60:3d}:{elapsed % 60:02d}] {message}", flush=True)
 
 
+def chapter(variant: str) -> str:
+    """The chapter a server is a variant of (fastapi for naive-fastapi or fastapi+redis), or "reference"."""
+    return variant.removeprefix("naive-").split("/")[0].removesuffix("+redis")
+
+
 def gate(name: str) -> bool:
-    """TechEmpower's verify step: a server is benchmarked only if a quick conformance run against it passes."""
+    """TechEmpower's verify step: a chapter is benchmarked only if a quick conformance run against it passes."""
     if name == "reference":
         return True  # not the chat protocol: nothing to verify but SPEC.md §18, which the smoke test checks
+    say(f"Gate: a conformance smoke run against {name}")
     command = [sys.executable, "-m", "pytest", "tests/test_07_messages.py", f"--impl={name}", "-q", "-x"]
     finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     if finished.returncode != 0:
@@ -197,70 +224,93 @@ def complete(counts: dict[str, int], per_second: float, members: int) -> bool:
     return counts.get("sent", 0) > 0 and counts.get("delivered", 0) >= expected - allowance
 
 
-def fanout_row(server: BenchServer, user: str, profile: Profile, rate: float, run: Run) -> Row:
-    """Scenarios 1 and 2: what one step measured."""
-    counts = run.counts
-    users = profile.rooms * profile.members
-    expected = counts.get("sent", 0) * profile.members
-    seconds = run.results.get("seconds", 0.0)
-    return {
-        "variant": server.variant,
-        "user": user,
-        "rate": rate,
-        "users": users,
-        "offered_per_s": users * rate,  # messages sent per second, if the generator keeps up
-        "sent": counts.get("sent", 0),
-        "delivered": counts.get("delivered", 0),
-        "expected": expected,
-        "complete": complete(counts, users * rate, profile.members),
-        # Locust's own warning that its process is saturated (90 % of a core): the numbers measure the generator.
-        "generator_saturated": "CPU usage above" in run.output,
-        "generator_cpu": run.generator_load(),
-        "seconds": seconds,  # measured: after every user connected, and a warm-up
-        "deliveries_per_s": counts.get("delivered", 0) / max(seconds, 1e-9),
-        "missing": counts.get("missing", 0),
-        "repeated_or_reordered": counts.get("repeated_or_reordered", 0),
-        "failures": run.failures(),
-        "delivery_ms": run.percentiles("delivery", 50, 95, 99),
-        "ack_ms": run.percentiles("ack", 50, 95, 99),
-        "cpu_seconds": run.server_cpu(),  # in the measured window
-        "peak_rss_mb": run.server.peak_rss() / 2**20,
-    }
+# Scenario 1, capacity (capacity.py): each row a server and the room the generator speaks to on it, in the
+# order of the report's table: the reference, then each chapter's naive server, bare room and chat.
+CAPACITY_ROWS = [
+    ("reference", "bare"),
+    *(
+        row
+        for name in ("websockets", "fastapi", "channels")
+        for row in ((f"naive-{name}", "naive"), (name, "bare"), (name, "chat"))
+    ),
+    *((f"{name}+redis", "chat") for name in ("websockets", "fastapi", "channels")),
+]
+# Scenario 2, chapter 2's cost ledger: the Channels stack with one layer swapped at a time, closed loop only.
+LEDGER_ROWS = [
+    ("naive-channels", "naive"),
+    ("naive-channels/no-hop", "naive"),
+    ("naive-channels/uvicorn", "naive"),
+    ("naive-channels/uvicorn/no-hop", "naive"),
+    ("naive-channels/redis", "naive"),
+    ("channels/hop", "chat"),
+    ("channels", "chat"),
+    ("channels/uvicorn", "chat"),
+    ("channels/redis", "chat"),
+]
 
 
-def fanout(variant: str, profile: Profile, work: Path, repeat: int) -> list[Row]:
-    """Scenarios 1 and 2: rooms x members, each sending at a fixed rate, stepped up until it is not sustained;
-    the chat protocol (ChatMember) and the framework's bare room (BareMember) at the same loads."""
-    rows: list[Row] = []
-    # A bare room (§18) lives in one process, except chapter 2's (a channel-layer group): on two processes,
-    # chapters 1 and 3 would give each member only its own process's half of the room.
-    if variant == "reference":
-        users = ["BareMember"]
-    elif variant in ("fastapi+redis", "websockets+redis"):
-        users = ["ChatMember"]
-    else:
-        users = ["ChatMember", "BareMember"]
-    server = BenchServer(variant, work).start()
-    try:
-        for user in users:
-            for rate in profile.rates:
-                count = profile.rooms * profile.members
-                env = {"BENCH_RATE": str(rate), "BENCH_ROOMS": str(profile.rooms)}
-                spawn = max(1.0, count / 100) + WARMUP  # to connect everyone at 100 users per second, and warm up
-                out = work / f"fanout-{variant}-{user}-{rate}-{repeat}.json"
-                run = locust(server, [user], count, env, out, limit=profile.seconds + spawn)
-                row = fanout_row(server, user, profile, rate, run)
-                rows.append(row)
-                say(
-                    f"  {variant:17} {user:11} {rate:>3g}/s each: {row['deliveries_per_s']:7.0f} deliveries/s,"
-                    f" p99 {row['delivery_ms']['99']:7.2f} ms, {row['delivered']} of {row['expected']} delivered,"
-                    f" Locust at {100 * row['generator_cpu']:.0f} % CPU{'' if sustained(row) else ' (not sustained)'}"
+def generate(server: BenchServer, kind: str, profile: Profile, out: Path, steps: tuple[float, ...]) -> Row:
+    """One run of the capacity generator (capacity.py) on the generator's cores against ``server``."""
+    path = NAIVE_PATHS[server.variant.split("/")[0]] if kind == "naive" else ""
+    command = [
+        *taskset(generator_cores()),
+        sys.executable,
+        str(BENCH_DIR / "capacity.py"),
+        ",".join(server.urls),
+        *("--kind", kind, "--path", path),
+        *("--rooms", str(profile.capacity_rooms), "--members", str(profile.capacity_members)),
+        *("--seconds", f"{profile.capacity_seconds:g}", "--warmup", f"{profile.capacity_warmup:g}"),
+        *("--steps", ",".join(f"{share:g}" for share in steps), "--out", str(out)),
+        *(f"--server-pid={process.pid}" for process in server.processes),
+    ]
+    limit = 60 + (len(steps) + 1) * (profile.capacity_seconds + profile.capacity_warmup + 10)
+    out.unlink(missing_ok=True)
+    finished = subprocess.run(command, cwd=BENCH_DIR, capture_output=True, text=True, timeout=limit)
+    if not out.exists():
+        return {"kind": kind, "phases": [], "failures": {}, "error": f"no results: {finished.stderr[-1500:]}"}
+    result: Row = json.loads(out.read_text())
+    return result
+
+
+def capacity_rows(rows: list[tuple[str, str]], steps: tuple[float, ...]) -> Scenario:
+    """Scenario 1 or 2 for one server: each of its ``rows``, a closed loop, then an open loop at each of the
+    ``steps`` (shares of the closed loop's deliveries per second)."""
+
+    def scenario(variant: str, profile: Profile, work: Path, repeat: int) -> list[Row]:
+        server = BenchServer(variant, work).start()
+        found: list[Row] = []
+        try:
+            for kind in [kind for name, kind in rows if name == variant]:
+                out = work / f"capacity-{variant.replace('/', '-')}-{kind}-{repeat}.json"
+                row = {
+                    "variant": variant,
+                    "label": STACKS[variant].label,
+                    **generate(server, kind, profile, out, steps),
+                }
+                found.append(row)
+                closed = row["phases"][0] if row["phases"] else {}
+                steps_said = "".join(
+                    f"; at {100 * step['share']:.0f} %: p99 {step['latency_ms']['99']:.1f} ms"
+                    for step in row["phases"][1:]
                 )
-                if not sustained(row):
-                    break
-    finally:
-        server.stop()
-    return rows
+                say(
+                    f"  {variant:29} {kind:5} {closed.get('deliveries_per_s', 0):9,.0f} deliveries/s,"
+                    f" {closed.get('server_us_per_delivery') or 0:6.1f} µs each,"
+                    f" {closed.get('delivered', 0):,} of {closed.get('expected', 0):,} delivered,"
+                    f" generator at {100 * closed.get('generator_cpu', 0):.0f} %{steps_said}"
+                    + (f"; {row['error']}" if row.get("error") else "")
+                    + (f"; {row['failures']}" if row.get("failures") else "")
+                )
+        finally:
+            server.stop()
+        return found
+
+    scenario.__name__ = "capacity" if steps else "ledger"
+    return scenario
+
+
+capacity = capacity_rows(CAPACITY_ROWS, (0.25, 0.5, 0.75, 1.0))
+ledger = capacity_rows(LEDGER_ROWS, ())
 
 
 def disconnects(variant: str, profile: Profile, work: Path, repeat: int) -> list[Row]:
@@ -489,6 +539,7 @@ def machine() -> dict[str, Any]:
         "redis",
         "locust",
         "picows",
+        "uvloop",
         "gevent",
     ]
     return {
@@ -505,19 +556,22 @@ def machine() -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("profile", choices=PROFILES)
-    parser.add_argument("--only", default="", help="comma-separated variants (default: all)")
-    parser.add_argument("--scenarios", default="1,3,4,5,6", help="comma-separated (1 includes 2; default: all)")
+    parser.add_argument("--only", default="", help="comma-separated servers or chapters (default: all)")
+    parser.add_argument("--scenarios", default="1,2,3,4,5,6", help="comma-separated (default: all)")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default: results/<date>[-quick])")
     args = parser.parse_args()
     profile = PROFILES[args.profile]
     scenarios = set(args.scenarios.split(","))
-    chosen = [v for v in variants() if not args.only or v in args.only.split(",")]
+    everything = list(dict.fromkeys([*(name for name, _ in CAPACITY_ROWS + LEDGER_ROWS), *variants()]))
+    chosen = [v for v in everything if not args.only or chapter(v) in args.only.split(",") or v in args.only.split(",")]
     day = datetime.date.today().isoformat()
     out: Path = args.out or BENCH_DIR / "results" / (day if args.profile == "full" else f"{day}-quick")
     out.mkdir(parents=True, exist_ok=True)
-    say(f"Gate: a conformance smoke run against each chapter ({', '.join(chosen)})")
-    passed = [v for v in chosen if gate(v.removesuffix("+redis"))]
-    chats = [v for v in passed if v != "reference"]
+    gated = {name: gate(name) for name in dict.fromkeys(map(chapter, chosen))}
+    passed = [v for v in chosen if gated[chapter(v)]]
+    chats = [v for v in passed if v in variants() and v != "reference"]
+    cap = {name for name, _ in CAPACITY_ROWS}
+    led = {name for name, _ in LEDGER_ROWS}
     results: dict[str, Any] = {
         "profile": args.profile,
         "settings": asdict(profile),
@@ -532,14 +586,16 @@ def main() -> int:
         },
         "machine": machine(),
         "gated_out": sorted(set(chosen) - set(passed)),
-        **{"fanout": [], "disconnects": [], "churn": [], "slow_consumers": [], "idle": [], "errors": []},
+        **{"capacity": [], "ledger": [], "disconnects": [], "churn": [], "slow_consumers": [], "idle": []},
+        "errors": [],
     }
     with tempfile.TemporaryDirectory(prefix="bench-") as folder:
         work = Path(folder)
         for repeat in range(profile.repeats):  # interleaved: every server once, then again
             note = f", run {repeat + 1} of {profile.repeats}" if profile.repeats > 1 else ""
             steps: list[tuple[str, str, Scenario, list[str]]] = [
-                ("1", "Scenarios 1 and 2, fan-out throughput and protocol overhead", fanout, passed),
+                ("1", "Scenario 1, capacity", capacity, [v for v in passed if v in cap]),
+                ("2", "Scenario 2, chapter 2's cost ledger", ledger, [v for v in passed if v in led]),
                 ("3", "Scenario 3, disconnect handling", disconnects, chats),
                 ("4", "Scenario 4, churn", churn, chats),
                 ("5", "Scenario 5, slow consumers", slow_consumers, chats),

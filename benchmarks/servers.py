@@ -33,8 +33,48 @@ SETTINGS = {
 }
 
 
+@dataclass(frozen=True)
+class Stack:
+    """A server the benchmarks start: its command (run from the repository's root), its processes (on a
+    redis-server of their own when ``redis``), and whether it answers HTTP (``/healthz``) or only WebSockets."""
+
+    command: tuple[str, ...]
+    label: str
+    processes: int = 1
+    redis: bool = False
+    http: bool = True
+
+
+PY = sys.executable
+CHANNELS_STACK = (PY, str(BENCH_DIR / "channels_stack.py"))
+STACKS: dict[str, Stack] = {
+    **{name: Stack(impl.command, f"chapter {i}") for i, (name, impl) in enumerate(IMPLEMENTATIONS.items(), 1)},
+    **{
+        f"{name}+redis": Stack(impl.command, f"chapter {i}, 2 processes on Redis", processes=2, redis=True)
+        for i, (name, impl) in enumerate(IMPLEMENTATIONS.items(), 1)
+    },
+    "reference": Stack(REFERENCE.command, "picows reference", http=False),
+    # The naive servers, as the frameworks' tutorials write them (each chapter's naive.py).
+    "naive-fastapi": Stack((PY, "01_fastapi/naive.py"), "naive FastAPI", http=False),
+    "naive-channels": Stack((PY, "02_channels/naive.py"), "naive Channels", http=False),
+    "naive-websockets": Stack((PY, "03_websockets/naive.py"), "naive websockets", http=False),
+    # Chapter 2's cost ledger: one layer of the Channels stack swapped at a time (channels_stack.py).
+    "naive-channels/no-hop": Stack((*CHANNELS_STACK, "naive", "--hop", "off"), "naive, no hop", http=False),
+    "naive-channels/uvicorn": Stack((*CHANNELS_STACK, "naive", "--server", "uvicorn"), "naive on uvicorn", http=False),
+    "naive-channels/uvicorn/no-hop": Stack(
+        (*CHANNELS_STACK, "naive", "--server", "uvicorn", "--hop", "off"), "naive on uvicorn, no hop", http=False
+    ),
+    "naive-channels/redis": Stack((PY, "02_channels/naive.py"), "naive, Redis layer", redis=True, http=False),
+    "channels/hop": Stack((*CHANNELS_STACK, "chapter", "--hop", "on"), "chapter 2 with the hop"),
+    "channels/uvicorn": Stack((*CHANNELS_STACK, "chapter", "--server", "uvicorn"), "chapter 2 on uvicorn"),
+    "channels/redis": Stack(IMPLEMENTATIONS["channels"].command, "chapter 2, Redis layer", redis=True),
+}
+# Where a naive server's rooms are, for the capacity generator (the Channels tutorial's route ends with a /).
+NAIVE_PATHS = {"naive-fastapi": "/ws/{room}", "naive-channels": "/ws/chat/{room}/", "naive-websockets": "/ws/{room}"}
+
+
 def variants() -> list[str]:
-    """Every server the benchmarks compare: the chapters, each also as two processes on Redis, the reference."""
+    """The servers the Locust scenarios compare: the chapters, each also as two processes on Redis, the reference."""
     return [*IMPLEMENTATIONS, *(f"{name}+redis" for name in IMPLEMENTATIONS), "reference"]
 
 
@@ -123,20 +163,21 @@ class Usage:
 
 
 class BenchServer:
-    """``variant`` (see ``variants()``) started with ``SETTINGS`` (and ``env``) on the server cores."""
+    """``variant`` (a key of ``STACKS``) started with ``SETTINGS`` (and ``env``) on the server cores."""
 
     def __init__(self, variant: str, log_dir: Path, env: Mapping[str, str] | None = None) -> None:
         self.variant = variant
+        self.stack = stack = STACKS[variant]
         settings = {**SETTINGS, **(env or {})}
-        name = variant.removesuffix("+redis")
-        impl = pinned(REFERENCE if name == "reference" else IMPLEMENTATIONS[name], server_cores())
+        impl = pinned(Implementation(variant.replace("/", "-"), stack.command), server_cores())
+        process = ServerProcess if stack.http else PortProcess
         self.server: ServerProcess | Cluster
-        if variant.endswith("+redis"):
-            self.server = Cluster(impl, settings, log_dir)
-        elif name == "reference":
-            self.server = ReferenceProcess(impl, settings, log_dir)
+        if stack.redis:
+            self.server = Cluster(impl, settings, log_dir, processes=stack.processes)
+            if not stack.http:
+                self.server.members = [process(impl, self.server.env, log_dir) for _ in range(stack.processes)]
         else:
-            self.server = ServerProcess(impl, settings, log_dir)
+            self.server = process(impl, settings, log_dir)
 
     @property
     def urls(self) -> list[str]:
@@ -172,8 +213,9 @@ def with_children(process: psutil.Process) -> list[psutil.Process]:
     return [process, *process.children(recursive=True)]
 
 
-class ReferenceProcess(ServerProcess):
-    """The picows reference answers no HTTP (/healthz): it is up once its port accepts connections."""
+class PortProcess(ServerProcess):
+    """A server that answers no HTTP (/healthz), the picows reference or a naive one: it is up once its port
+    accepts connections."""
 
     def healthy(self) -> bool:
         with socket.socket() as sock:

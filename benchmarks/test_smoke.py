@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from run import Profile, churn, disconnects, idle, slow_consumers
+from run import CAPACITY_ROWS, LEDGER_ROWS, Profile, capacity, churn, disconnects, idle, ledger, slow_consumers
 from servers import BenchServer, locust_command, server_cores
 from tests.harness import REPO
 
@@ -87,7 +87,44 @@ def test_two_processes_on_redis_are_pinned_and_measured(tmp_path: Path) -> None:
         server.stop()
 
 
-TINY = Profile(seconds=2, repeats=1, rates=(2,), rooms=2, members=3, leaves=2, churn=40, idle=(30,))
+TINY = Profile(
+    repeats=1,
+    capacity_rooms=2,
+    capacity_members=3,
+    capacity_seconds=0.5,
+    capacity_warmup=0.2,
+    seconds=2,
+    rooms=2,
+    members=3,
+    leaves=2,
+    churn=40,
+    idle=(30,),
+)
+
+
+# Every server of scenario 1, and the launcher's other ways of running chapter 2's stack (scenario 2).
+@pytest.mark.parametrize(
+    "variant",
+    [
+        *dict.fromkeys(name for name, _ in CAPACITY_ROWS if not name.endswith("+redis")),
+        "naive-channels/uvicorn/no-hop",
+        "naive-channels/redis",
+        "channels/hop",
+        "channels/uvicorn",
+    ],
+)
+def test_capacity_generator(variant: str, tmp_path: Path) -> None:
+    """Scenarios 1 and 2, tiny: the capacity generator's closed loop (and scenario 1's open-loop steps) against
+    each server, every room's messages delivered to every member of it exactly once, in order."""
+    scenario, rows = (capacity, CAPACITY_ROWS) if variant in dict(CAPACITY_ROWS) else (ledger, LEDGER_ROWS)
+    found = scenario(variant, TINY, tmp_path, 0)
+    assert [row["kind"] for row in found] == [kind for name, kind in rows if name == variant]
+    for row in found:
+        assert "error" not in row and row["failures"] == {}, row
+        assert len(row["phases"]) == (5 if scenario is capacity else 1), row
+        for phase in row["phases"]:
+            assert phase["complete"] and phase["expected"] == phase["delivered"] > 0, phase
+            assert phase["deliveries_per_s"] > 0 and phase["server_us_per_delivery"] > 0, phase
 
 
 def test_disconnects(tmp_path: Path) -> None:
@@ -130,19 +167,25 @@ def test_report_from_results(tmp_path: Path) -> None:
     """report.py turns results into REPORT.md (a table per scenario) and its charts."""
     from report import write_report
 
-    def row(variant: str, user: str, rate: float, delivered: int, p99: float) -> dict[str, Any]:
-        latency = {"50": p99 / 4, "95": p99 / 2, "99": p99}
+    def phase(per_s: float, us: float, share: float = 0.0, p99: float = 2.0, load: float = 0.5) -> dict[str, Any]:
+        latency = {"50": p99 / 4, "99": p99, "99.9": 2 * p99}
         return {
-            **{"variant": variant, "user": user, "rate": rate, "users": 10, "offered_per_s": 10 * rate},
-            **{"sent": delivered // 5, "delivered": delivered, "deliveries_per_s": delivered / 4.0, "missing": 0},
-            **{"repeated_or_reordered": 0, "failures": {}, "delivery_ms": latency, "ack_ms": latency},
-            **{"cpu_seconds": 0.5, "peak_rss_mb": 50.0, "repeat": 0, "generator_cpu": 0.4 if rate < 4 else 0.75},
+            **{"deliveries_per_s": per_s, "server_us_per_delivery": us, "generator_cpu": load, "share": share},
+            **{"delivered": 1000, "expected": 1000, "repeated": 0, "reordered": 0, "complete": True},
+            "latency_ms": latency,
         }
 
-    fanout = [row("reference", "BareMember", rate, int(4000 * rate), 2.0 if rate < 8 else 500.0) for rate in (1, 4, 8)]
-    fanout += [
-        row("fastapi", user, rate, int(3000 * rate), 5.0) for user in ("ChatMember", "BareMember") for rate in (1, 4)
+    def run(variant: str, kind: str, per_s: float, us: float, load: float = 0.5) -> dict[str, Any]:
+        steps = [phase(per_s * share, us, share, p99=1.0 + 10 * share) for share in (0.25, 0.5, 0.75, 1.0)]
+        return {"variant": variant, "kind": kind, "phases": [phase(per_s, us, load=load), *steps], "repeat": 0}
+
+    capacity = [
+        run("fastapi", "chat", 60_000, 16.0),
+        run("reference", "bare", 150_000, 5.0, load=0.9),
+        run("naive-fastapi", "naive", 80_000, 12.0),
     ]
+    ledger = [{**run("naive-channels", "naive", 6000, 160.0), "phases": [phase(6000, 160.0)]}]
+    ledger += [{**run("naive-channels/no-hop", "naive", 9000, 105.0), "phases": [phase(9000, 105.0)]}]
     times = {"50": 3.0, "99": 4.0, "100": 5.0}
     disconnect: dict[str, Any] = {"heard_ms": times, "heard_by_all_ms": times, "connections_back_ms": times}
     disconnect |= {"survivors_delivered": 90, "missing": 0, "repeated_or_reordered": 0, "failures": {}, "repeat": 0}
@@ -176,7 +219,8 @@ def test_report_from_results(tmp_path: Path) -> None:
     idle_row |= {"kb_per_connection": 40.96, "connect_ms": times, "failures": {}, "repeat": 0, "connected": 1000}
     machine = {"cpu": "test", "cores": 2, "server_cores": [0], "generator_cores": [1], "python": "3.11"}
     results: dict[str, Any] = {
-        **{"profile": "quick", "settings": {}, "chat_settings": {}, "gated_out": [], "fanout": fanout},
+        **{"profile": "quick", "settings": {}, "chat_settings": {}, "gated_out": [], "capacity": capacity},
+        "ledger": ledger,
         "machine": {**machine, "kernel": "6", "versions": {"locust": "2"}},
         "disconnects": [{**disconnect, "variant": "fastapi", "way": way} for way in ("clean", "vanish", "silent")],
         "churn": [churned],
@@ -188,13 +232,18 @@ def test_report_from_results(tmp_path: Path) -> None:
     }
     write_report(results, tmp_path)
     report = (tmp_path / "REPORT.md").read_text()
-    assert "the picows reference's best sustained bare room (median of the runs): 4,000 deliveries/s" in report
-    assert "| fastapi | chat protocol | 3,000 | 75 % | 75 % ⚠ generator-bound |" in report
-    assert "| fastapi | 4/s | 5.00 | 5.00 |" in report
+    assert report.index("| picows reference |") < report.index("| naive FastAPI |") < report.index("| chapter 1 |")
+    assert (
+        "| picows reference | bare room (§18) | 150,000 | 1.00 | - | 5.0 | 1,000 of 1,000 | 90 % ⚠ generator-bound |"
+        in report
+    )
+    assert "| chapter 1 | chat protocol | 60,000 | 0.40 | 0.75 | 16.0 | 1,000 of 1,000 | 50 % |" in report
+    assert "| chapter 1 | chat protocol | 0.9 / 3.5 / 7.0 (15,000/s) | 1.5 / 6.0 / 12.0 (30,000/s) |" in report
+    assert "| naive consumer, without the hop | 9,000 | 105.0 | -55.0 | 1,000 of 1,000 |" in report
     assert "| fastapi | vanish (5) | 3.0 (5.0) | 3.0 (5.0) | 90 / 0 / 0 | 1006: 3 | none |" in report
     assert "| fastapi | 40 | 20 | 3.0 / 4.0 | none | 0 | 60 → 61 → 62 | 0.5 |" in report
     assert "| fastapi | 4.0 / 4.0 | 100 of 100, 0, 0 | 4001: 2 | 12.0 | 2 of 2 | none | 70 / 70 |" in report
     assert "| fastapi | 1000 | 60 → 100 | 41.0 | - | 3.0 / 4.0 | none |" in report
     assert "| fastapi | 5000 | 60 → 200 | 28.7 | 25.6 | 3.0 / 4.0 | none |" in report
-    for chart in ("fanout", "latency", "disconnects", "churn"):
+    for chart in ("capacity", "latency", "disconnects", "churn"):
         assert (tmp_path / f"{chart}.png").stat().st_size > 10_000, chart

@@ -1,0 +1,475 @@
+"""The capacity generator: picows clients on uvloop that find how many deliveries per second a server carries."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import secrets
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import psutil
+import uvloop
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+
+from histogram import Histogram
+
+# Every message's text: "<sender> <counter> <intended send time, monotonic ns> ", padded to TEXT_BYTES. The
+# sender is a member's number in the whole run; counter 0 is the roll call, which is not counted.
+TEXT_BYTES = 64
+CONNECT_AT_ONCE = 50  # handshakes in flight while connecting
+# Roll calls: every member sends one, and again (up to ROLL_CALLS times) if, after ROLL_CALL_WAIT seconds, some
+# member has not heard every member of its room: a server may add a member to its room just after the handshake.
+ROLL_CALLS, ROLL_CALL_WAIT = 5, 3.0
+DRAIN_TIMEOUT = 10.0  # seconds after the last send for every message to reach every member
+PACE_EVERY = 0.001  # seconds between an open loop's sending rounds (libuv's timers count whole ms)
+GENERATOR_BOUND = 0.8  # share of its core above which the generator may be what limits a result
+
+
+class Failed(Exception):
+    """The run could not go on: what went wrong, for the report."""
+
+
+@dataclass
+class Phase:
+    """What one phase of a run measured: a closed loop (saturation) or an open loop at a fixed offered rate."""
+
+    mode: str  # "closed" or "open"
+    offered_per_s: float = 0.0  # messages per second, all members together (open loop)
+    sent: int = 0  # messages sent in the phase, all counted (but the roll call)
+    window_sent: int = 0  # of those, sent inside the measured window
+    delivered: int = 0  # deliveries that arrived in order, each exactly once
+    expected: int = 0  # every message sent, times the members of its room
+    repeated: int = 0  # a sender's counter seen again (or going back)
+    reordered: int = 0  # a sender's counter skipping ahead: something before it came late, or never
+    window_deliveries: int = 0  # deliveries that arrived inside the measured window
+    latency: Histogram = field(default_factory=Histogram)  # of messages sent inside the window
+    window: tuple[int, int] = (0, 0)  # time.time_ns(), for the server's CPU sampled outside this process
+    seconds: float = 0.0
+    generator_cpu: float = 0.0  # CPU seconds this process used inside the window
+    server_cpu: float | None = None  # CPU seconds of --server-pid processes inside the window
+    drained_s: float = 0.0  # seconds from the last send until every message had reached every member
+
+    @property
+    def missing(self) -> int:
+        return self.expected - self.delivered - self.reordered
+
+    def to_json(self) -> dict[str, Any]:
+        deliveries_per_s = self.window_deliveries / self.seconds if self.seconds else 0.0
+        load = self.generator_cpu / self.seconds if self.seconds else 0.0
+        return {
+            "mode": self.mode,
+            "offered_per_s": self.offered_per_s,
+            "sent": self.sent,
+            "window_sent": self.window_sent,
+            "delivered": self.delivered,
+            "expected": self.expected,
+            "missing": self.missing,
+            "repeated": self.repeated,
+            "reordered": self.reordered,
+            "complete": self.expected > 0 and self.missing == 0 and self.repeated == 0 and self.reordered == 0,
+            "window": list(self.window),
+            "seconds": self.seconds,
+            "deliveries_per_s": deliveries_per_s,
+            "generator_cpu": load,  # share of one core
+            "generator_bound": load > GENERATOR_BOUND,
+            "server_cpu_seconds": self.server_cpu,
+            "server_us_per_delivery": (
+                1e6 * self.server_cpu / self.window_deliveries
+                if self.server_cpu is not None and self.window_deliveries
+                else None
+            ),
+            "generator_us_per_delivery": 1e6 * self.generator_cpu / max(self.window_deliveries, 1),
+            "latency": self.latency.to_json(),
+            "latency_ms": {f"{p:g}": self.latency.percentile(p) for p in (50, 99, 99.9)},
+            "drained_s": self.drained_s,
+        }
+
+
+class Kind:
+    """How one kind of server is spoken to: its URL, and a message in and out of a frame."""
+
+    name = ""
+
+    def __init__(self, path: str) -> None:
+        self.path = path  # with {room}
+
+    def url(self, host: str, room: str, user: str) -> str:
+        return "ws" + host.removeprefix("http") + self.path.format(room=room)
+
+    def frame(self, text: str, message_id: str) -> bytes:
+        return text.encode()
+
+    def text(self, member: Member, payload: bytes) -> bytes | None:
+        """The text of a delivery, or None for a frame that is not one (answered here if it needs to be)."""
+        return payload
+
+
+class Bare(Kind):
+    """A SPEC.md §18 bare room (or the picows reference's): plain text frames, relayed as they are."""
+
+    name = "bare"
+
+
+class Naive(Kind):
+    """A naive server (the frameworks' tutorials): ``{"message": text}`` frames, relayed to the room."""
+
+    name = "naive"
+
+    def frame(self, text: str, message_id: str) -> bytes:
+        return orjson.dumps({"message": text})
+
+    def text(self, member: Member, payload: bytes) -> bytes | None:
+        try:
+            message = orjson.loads(payload)["message"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            member.run.others += 1  # a tutorial's "Client #3 left the chat", say
+            return None
+        return message.encode() if isinstance(message, str) else None
+
+
+class Chat(Kind):
+    """The chat protocol (SPEC.md): a token per member, the welcome, chat.message, acks and pings."""
+
+    name = "chat"
+
+    def url(self, host: str, room: str, user: str) -> str:
+        query = urllib.parse.urlencode({"user": user})
+        with urllib.request.urlopen(f"{host}/api/token?{query}", timeout=10) as answer:
+            token = str(json.load(answer)["token"])
+        return "ws" + host.removeprefix("http") + self.path.format(room=room) + "?token=" + token
+
+    def frame(self, text: str, message_id: str) -> bytes:
+        return orjson.dumps({"type": "chat.message", "id": message_id, "payload": {"text": text}})
+
+    def text(self, member: Member, payload: bytes) -> bytes | None:
+        frame = orjson.loads(payload)
+        kind = frame["type"]
+        if kind == "chat.message":
+            return str(frame["payload"]["text"]).encode()
+        if kind == "ping":
+            member.transport.send(WSMsgType.TEXT, b'{"type":"pong"}')
+        elif kind == "welcome":
+            member.welcomed.set()
+        elif kind == "error":
+            member.run.fail(f"error {frame['payload']['code']}")
+        return None  # acks and presence
+
+
+KINDS: dict[str, Callable[[str], Kind]] = {"bare": Bare, "naive": Naive, "chat": Chat}
+PATHS = {"bare": "/ws/bench/{room}", "naive": "/ws/{room}", "chat": "/ws/chat/{room}"}
+
+
+class Member(WSListener):
+    """One connection: it sends its messages, and checks every delivery it receives against what each member
+    of its room sent: each sender's counter must go up by exactly one."""
+
+    def __init__(self, run: Run, number: int, room: int) -> None:
+        self.run = run
+        self.number = number  # in the whole run
+        self.first = room * run.members  # the number of its room's first member
+        self.last = [0] * run.members  # each room member's last counter received
+        self.counter = 0  # of its own messages (0: the roll call)
+        self.heard = 0  # room members whose roll call it heard
+        self.connected = asyncio.Event()
+        self.welcomed = asyncio.Event()
+        self.closed = asyncio.Event()
+        self.leaving = False
+        self.transport: WSTransport
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+        self.connected.set()
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        kind = frame.msg_type
+        if kind == WSMsgType.TEXT:
+            text = self.run.kind.text(self, frame.get_payload_as_bytes())
+            if text is not None:
+                self.delivered(text)
+        elif kind == WSMsgType.CLOSE:
+            if not self.leaving:  # the server closed it
+                self.run.fail(f"closed {frame.get_close_code()}")
+                transport.send_close(frame.get_close_code())
+            transport.disconnect()
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if not self.leaving:
+            self.run.fail("connection lost")
+        self.closed.set()
+
+    def delivered(self, text: bytes) -> None:
+        """A message reached this member: in order, repeated, or past a gap; its latency; and, in a closed loop,
+        the member's own copy is its cue to send the next one."""
+        run = self.run
+        sender, counter, sent_ns = text.split(b" ", 3)[:3]
+        index = int(sender) - self.first
+        n = int(counter)
+        if n == 0:  # a roll call
+            if self.last[index] == 0:
+                self.last[index] = -1
+                self.heard += 1
+                if self.heard == run.members:
+                    run.ready += 1
+                    if run.ready == len(run.all):
+                        run.everyone.set()
+            return
+        phase = run.phase
+        last = self.last[index]
+        if n == last + 1 or (last == -1 and n == 1):
+            phase.delivered += 1
+        elif n <= last:
+            phase.repeated += 1
+            return
+        else:
+            phase.reordered += 1
+        self.last[index] = n
+        run.deliveries += 1
+        intended = int(sent_ns)
+        if run.window_from <= intended < run.window_to:
+            phase.latency.record(time.monotonic_ns() - intended)
+        if index == self.number - self.first and run.closed_loop:
+            self.send()
+
+    def send(self, intended: int = 0) -> None:
+        """The next message (in an open loop, with the time it was due), unless the phase is over."""
+        run = self.run
+        if not run.sending:
+            return
+        self.counter += 1
+        now = intended or time.monotonic_ns()
+        text = f"{self.number} {self.counter} {now} ".ljust(TEXT_BYTES, "x")
+        self.transport.send(WSMsgType.TEXT, run.kind.frame(text, f"{run.id}-{self.number}-{self.counter}"))
+        run.phase.sent += 1
+        if run.window_from <= now < run.window_to:
+            run.phase.window_sent += 1
+
+    def roll_call(self) -> None:
+        text = f"{self.number} 0 0 ".ljust(TEXT_BYTES, "x")
+        self.run.calls += 1
+        self.transport.send(WSMsgType.TEXT, self.run.kind.frame(text, f"{self.run.id}-{self.number}-r{self.run.calls}"))
+
+
+@dataclass
+class Run:
+    """R rooms of M members on one server (or on several processes of it, a room's members alternating)."""
+
+    kind: Kind
+    hosts: list[str]
+    rooms: int
+    members: int
+    server_pids: list[int]
+    id: str = field(default_factory=lambda: secrets.token_hex(4))
+    phase: Phase = field(default_factory=lambda: Phase("closed"))
+    sending: bool = False
+    closed_loop: bool = False
+    window_from: int = 2**63  # monotonic ns: messages intended inside [from, to) are measured
+    window_to: int = 0
+    deliveries: int = 0  # counted in every phase, for the measured windows
+    ready: int = 0  # members that heard every roll call of their room
+    calls: int = 0
+    others: int = 0  # frames that were not deliveries, from a naive server
+    failures: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.all: list[Member] = []
+        self.everyone = asyncio.Event()  # every member has heard every member of its room
+        self.processes = [psutil.Process(pid) for pid in self.server_pids]
+
+    def fail(self, what: str) -> None:
+        self.failures[what] = self.failures.get(what, 0) + 1
+        self.everyone.set()  # no use waiting for a roll call
+
+    async def connect(self) -> None:
+        """Every member connected (and welcomed, in the chat), then a roll call until each member has heard
+        every member of its room: from then on, no message can reach a room before all its members do."""
+        users = [(n, n // self.members) for n in range(self.rooms * self.members)]
+        with ThreadPoolExecutor(8) as pool:  # the chat's tokens are HTTP requests: out of the event loop
+            loop = asyncio.get_running_loop()
+            urls = await asyncio.gather(
+                *(
+                    loop.run_in_executor(
+                        pool,
+                        self.kind.url,
+                        self.hosts[n % len(self.hosts)],  # a room's members alternate between processes
+                        f"room{room}",  # letters and digits: the tutorials' routes take \w+
+                        f"cap{self.id}-{n}",
+                    )
+                    for n, room in users
+                )
+            )
+        gate = asyncio.Semaphore(CONNECT_AT_ONCE)
+
+        async def one(n: int, room: int, url: str) -> Member:
+            async with gate:
+                _, listener = await ws_connect(lambda: Member(self, n, room), url, websocket_handshake_timeout=30)
+                assert isinstance(listener, Member)
+                member = listener
+                if isinstance(self.kind, Chat):
+                    await asyncio.wait_for(member.welcomed.wait(), 30)
+                return member
+
+        self.all = list(await asyncio.gather(*(one(n, room, url) for (n, room), url in zip(users, urls, strict=True))))
+        for _ in range(ROLL_CALLS):
+            for member in self.all:
+                member.roll_call()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.everyone.wait(), ROLL_CALL_WAIT)
+            if self.everyone.is_set() or self.failures:
+                break
+        if self.failures or self.ready < len(self.all):
+            raise Failed(f"roll call: {self.ready} of {len(self.all)} members heard their whole room; {self.failures}")
+
+    async def closed(self, seconds: float, warmup: float) -> Phase:
+        """Saturation: every member sends its next message when its own copy of the last one arrives."""
+        self.phase = Phase("closed")
+        self.closed_loop = True
+        self.sending = True
+        for member in self.all:
+            member.send()
+        await self.measure(seconds, warmup)
+        return await self.drain()
+
+    async def open(self, per_second: float, seconds: float, warmup: float) -> Phase:
+        """A fixed offered rate (messages per second, all members together, in turn), whatever the server does:
+        latency is counted from when each message was due, so a server that falls behind is seen to."""
+        self.phase = Phase("open", offered_per_s=per_second)
+        self.closed_loop = False
+        self.sending = True
+        pacer = asyncio.create_task(self.pace(per_second))
+        try:
+            await self.measure(seconds, warmup)
+        finally:
+            self.sending = False
+            await pacer
+        return await self.drain()
+
+    async def pace(self, per_second: float) -> None:
+        start = time.monotonic_ns()
+        interval = 1e9 / per_second
+        members, due = self.all, 0
+        while self.sending:
+            now = time.monotonic_ns()
+            while (intended := start + int(due * interval)) <= now:
+                members[due % len(members)].send(intended)
+                due += 1
+            await asyncio.sleep(PACE_EVERY)
+
+    async def measure(self, seconds: float, warmup: float) -> None:
+        """Warm up, then the measured window: deliveries, this process's CPU and the server's."""
+        await asyncio.sleep(warmup)
+        phase = self.phase
+        deliveries, cpu, server = self.deliveries, time.process_time(), self.server_cpu()
+        phase.window = (time.time_ns(), 0)
+        self.window_from = start = time.monotonic_ns()
+        self.window_to = start + int(seconds * 1e9)
+        await asyncio.sleep(seconds)
+        phase.seconds = (time.monotonic_ns() - start) / 1e9
+        phase.window = (phase.window[0], time.time_ns())
+        phase.generator_cpu = time.process_time() - cpu
+        phase.window_deliveries = self.deliveries - deliveries
+        if server is not None:
+            phase.server_cpu = (self.server_cpu() or 0.0) - server
+        self.sending = False
+
+    async def drain(self) -> Phase:
+        """Until every message sent has reached every member of its room (or the deadline): what was lost."""
+        phase = self.phase
+        phase.expected = phase.sent * self.members
+        start = time.monotonic()
+        while phase.delivered + phase.reordered < phase.expected and time.monotonic() - start < DRAIN_TIMEOUT:
+            if self.failures:
+                break
+            await asyncio.sleep(0.01)
+        phase.drained_s = time.monotonic() - start
+        self.window_from, self.window_to = 2**63, 0
+        return phase
+
+    def server_cpu(self) -> float | None:
+        if not self.processes:
+            return None
+        total = 0.0
+        for process in self.processes:
+            times = process.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+        return total
+
+    async def close(self) -> None:
+        for member in self.all:
+            member.leaving = True
+            member.transport.send_close(WSCloseCode.OK)
+        await asyncio.wait([asyncio.ensure_future(member.closed.wait()) for member in self.all], timeout=10)
+        for member in self.all:
+            member.transport.disconnect()
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    kind = KINDS[args.kind](args.path or PATHS[args.kind])
+    run = Run(kind, args.hosts, args.rooms, args.members, args.server_pid)
+    result: dict[str, Any] = {
+        "kind": args.kind,
+        "rooms": args.rooms,
+        "members": args.members,
+        "phases": [],
+        "failures": run.failures,
+    }
+    try:
+        await run.connect()
+        closed = await run.closed(args.seconds, args.warmup)
+        result["phases"].append(closed.to_json())
+        capacity = closed.to_json()["deliveries_per_s"] / args.members  # messages per second
+        for share in args.steps if not run.failures else []:
+            step = await run.open(capacity * share, args.seconds, args.warmup)
+            result["phases"].append({**step.to_json(), "share": share})
+            if run.failures:
+                break
+    except Exception as exc:  # a refused handshake, a timeout, a roll call that never completed: a failed run
+        result["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        result["others"] = run.others
+        if run.all:
+            await run.close()
+    return result
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("hosts", help="http://host:port of the server (comma-separated for several processes)")
+    parser.add_argument("--kind", choices=KINDS, default="chat")
+    parser.add_argument("--path", default="", help="the WebSocket path, with {room} (default: the kind's)")
+    parser.add_argument("--rooms", type=int, default=1)
+    parser.add_argument("--members", type=int, default=50, help="per room")
+    parser.add_argument("--seconds", type=float, default=5.0, help="of each measured window")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds before each window")
+    parser.add_argument(
+        "--steps",
+        type=lambda text: [float(share) for share in text.split(",") if share],
+        default=[0.25, 0.5, 0.75, 1.0],
+        help="open-loop rates after the closed loop, as shares of its capacity (empty: none)",
+    )
+    parser.add_argument("--server-pid", type=int, action="append", default=[], help="measure its CPU (repeatable)")
+    parser.add_argument("--out", default="-", help="where to write the results as JSON (default: stdout)")
+    args = parser.parse_args(argv)
+    args.hosts = args.hosts.split(",")
+    return args
+
+
+if __name__ == "__main__":
+    arguments = parse()
+    result = uvloop.run(main(arguments))
+    output = json.dumps(result, indent=1)
+    if arguments.out == "-":
+        print(output)
+    else:
+        with open(arguments.out, "w") as file:
+            file.write(output)
+    sys.exit(0 if "error" not in result and not result["failures"] else 1)
