@@ -23,6 +23,7 @@ import psutil
 
 from gauge import gauge
 from histogram import Histogram
+from locust_ceiling import ceiling
 from report import write_report
 from servers import (
     BENCH_DIR,
@@ -61,6 +62,8 @@ class Profile:
     leaves: int  # per way of leaving
     churn: int  # connect → chat → disconnect cycles
     idle: tuple[int, ...]  # idle connections
+    # Scenario 7: Locust's own ceiling, each step measured for this long.
+    ceiling_seconds: float
 
 
 PROFILES = {
@@ -76,6 +79,7 @@ PROFILES = {
         leaves=2,
         churn=600,
         idle=(200, 1000),
+        ceiling_seconds=3,
     ),
     "full": Profile(
         repeats=3,
@@ -89,6 +93,7 @@ PROFILES = {
         leaves=5,
         churn=3000,
         idle=(1000, 5000),
+        ceiling_seconds=8,
     ),
 }
 
@@ -262,6 +267,7 @@ def generate(server: BenchServer, kind: str, profile: Profile, out: Path, steps:
         *("--seconds", f"{profile.capacity_seconds:g}", "--warmup", f"{profile.capacity_warmup:g}"),
         *("--steps", ",".join(f"{share:g}" for share in steps), "--out", str(out)),
         *(f"--server-pid={process.pid}" for process in server.processes),
+        f"--server-cores={len(server_cores())}",
     ]
     limit = 60 + (len(steps) + 1) * (profile.capacity_seconds + profile.capacity_warmup + 10)
     out.unlink(missing_ok=True)
@@ -504,6 +510,32 @@ def idle(variant: str, profile: Profile, work: Path, repeat: int) -> list[Row]:
     return rows
 
 
+# Scenario 7: Locust's users, each against the fastest server it can talk to, from a starting rate (messages per
+# second per user) up to the load that keeps Locust's core busy (locust_ceiling.py).
+LOCUST_CEILINGS = [
+    ("reference", "BareMember", 20.0),
+    ("reference", "EchoClient", 100.0),
+    ("websockets", "ChatMember", 8.0),
+]
+
+
+def locust_ceiling(variant: str, profile: Profile, work: Path, repeat: int) -> list[Row]:
+    """Scenario 7: what one Locust process checks per second on its core, for each user of ``LOCUST_CEILINGS``
+    that runs against ``variant``; where the server is busy first, Locust's ceiling is extrapolated."""
+    rows: list[Row] = []
+    server = BenchServer(variant, work).start()
+    try:
+        for name, user, rate in LOCUST_CEILINGS:
+            if name != variant:
+                continue
+            steps = ceiling(server, user, rate=rate, seconds=profile.ceiling_seconds, out_dir=work)
+            rows.append({"variant": variant, **steps[-1].summary(), "steps": [step.summary() for step in steps]})
+            say(f"  {variant:17} {steps[-1].line()}")
+    finally:
+        server.stop()
+    return rows
+
+
 def wait_for_connections(server: BenchServer, count: int, reached: dict[str, float]) -> None:
     """Until ``chat_connections`` is ``count`` (or a deadline): then the connections and the server's RSS in
     ``reached``. A server too busy connecting to answer ``/metrics`` in time is asked again."""
@@ -557,7 +589,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("profile", choices=PROFILES)
     parser.add_argument("--only", default="", help="comma-separated servers or chapters (default: all)")
-    parser.add_argument("--scenarios", default="1,2,3,4,5,6", help="comma-separated (default: all)")
+    parser.add_argument("--scenarios", default="1,2,3,4,5,6,7", help="comma-separated (default: all)")
+    parser.add_argument("--merge", action="store_true", help="keep the other scenarios' results already in --out")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default: results/<date>[-quick])")
     args = parser.parse_args()
     profile = PROFILES[args.profile]
@@ -587,8 +620,17 @@ def main() -> int:
         "machine": machine(),
         "gated_out": sorted(set(chosen) - set(passed)),
         **{"capacity": [], "ledger": [], "disconnects": [], "churn": [], "slow_consumers": [], "idle": []},
-        "errors": [],
+        **{"locust_ceiling": [], "errors": []},
+        "runs": [{"started": datetime.datetime.now().isoformat(timespec="seconds"), "scenarios": sorted(scenarios)}],
     }
+    keys = {"1": "capacity", "2": "ledger", "3": "disconnects", "4": "churn", "5": "slow_consumers", "6": "idle"}
+    keys["7"] = "locust_ceiling"
+    if args.merge and (out / "results.json").exists():  # another run's scenarios, kept as they were
+        earlier = json.loads((out / "results.json").read_text())
+        kept = {key for number, key in keys.items() if number not in scenarios}
+        results |= {key: earlier.get(key, []) for key in kept}
+        results["errors"] = [error for error in earlier.get("errors", []) if error["scenario"] in kept]
+        results["runs"] = [*earlier.get("runs", []), *results["runs"]]
     with tempfile.TemporaryDirectory(prefix="bench-") as folder:
         work = Path(folder)
         for repeat in range(profile.repeats):  # interleaved: every server once, then again
@@ -600,11 +642,17 @@ def main() -> int:
                 ("4", "Scenario 4, churn", churn, chats),
                 ("5", "Scenario 5, slow consumers", slow_consumers, chats),
                 ("6", "Scenario 6, idle connections", idle, chats if repeat == 0 else []),  # once: see README
+                (
+                    "7",
+                    "Scenario 7, Locust's own ceiling",
+                    locust_ceiling,
+                    [v for v in ("reference", "websockets") if v in passed] if repeat == 0 else [],
+                ),  # once
             ]
             for number, title, scenario, servers in steps:
                 if number not in scenarios or not servers:
                     continue
-                say(title + (" (once)" if number == "6" else note))
+                say(title + (" (once)" if number in ("6", "7") else note))
                 key = scenario.__name__
                 for variant in servers:
                     try:
