@@ -151,6 +151,8 @@ def latency_table(rows: list[Row]) -> list[str]:
             said = " / ".join(f"{median_of([p['latency_ms'] for p in phases], q):.1f}" for q in ("50", "99", "99.9"))
             if phases and not all(phase["complete"] for phase in phases):
                 said += " ✗ incomplete"
+            if sum(phase.get("generator_bound", False) for phase in phases) * 2 > len(phases):
+                said += " ⚠"
             cells.append(f"{said} ({median_of(phases, 'deliveries_per_s'):,.0f}/s)" if phases else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -190,15 +192,20 @@ def capacity_chart(rows: list[Row], path: Path) -> None:
 
 def latency_load_chart(rows: list[Row], path: Path) -> None:
     """p99 delivery latency against the offered load, one line per server and room."""
+    import matplotlib
+
     fig, axes = figure("p99 delivery latency against offered load (open loop)", "deliveries/s", "p99, ms (log)")
-    for (variant, kind), by_share in open_loops(rows).items():
+    fig.set_size_inches(11, 6)
+    colors = [matplotlib.colormaps["tab20"](i / 20) for i in range(20)]  # 20 distinct colours, paired
+    for i, ((variant, kind), by_share) in enumerate(open_loops(rows).items()):
         shares = sorted(by_share)
         xs = [median_of(by_share[share], "deliveries_per_s") for share in shares]
         ys = [median_of([phase["latency_ms"] for phase in by_share[share]], "99") for share in shares]
-        axes.plot(xs, ys, marker="o", label=f"{server_name(variant)}, {ROOMS[kind]}")
+        label = f"{server_name(variant)}, {ROOMS[kind]}"
+        axes.plot(xs, ys, marker="o", color=colors[i % len(colors)], label=label)
     axes.set_xscale("log")
     axes.set_yscale("log")
-    axes.legend(fontsize=7)
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     save(fig, path)
 
 
@@ -481,7 +488,8 @@ def write_report(results: dict[str, Any], out: Path) -> None:
             "![Capacity](capacity.png)",
             "",
             "Open loop: fixed offered rates, as shares of each server's own closed-loop figure above; latency from"
-            " the moment each message was due to its delivery, every delivery of the window (median of the runs).",
+            " the moment each message was due to its delivery, every delivery of the window (median of the runs;"
+            " ⚠: generator-bound in most runs, as above).",
             "",
             *latency_table(rows),
             "",
