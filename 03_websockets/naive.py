@@ -1,9 +1,10 @@
 """The naive chat, as the websockets library's tutorial writes it: broadcast() to a set of connections."""
 
 # This is where a student starts, and the benchmarks' baseline for chapter 3 (benchmarks/README.md): it relays
-# every frame to its room and nothing more. No token, no history, no limits, no room for a member that stops
-# reading (broadcast() skips it while its buffer is full: it misses messages, silently). The chapter's
-# server.py is the correct version. Run it alone: python 03_websockets/naive.py (port 8013).
+# every frame to its room and nothing more. No token, no history, no limits: a member that stops reading
+# gets every frame all the same (broadcast() writes even past a full buffer), so the server's memory grows
+# until the library's ping timeout closes it. The chapter's server.py is the correct version. Run it alone:
+# python 03_websockets/naive.py (port 8013).
 
 import asyncio
 import os

@@ -124,6 +124,8 @@ class WebSocket:
     def flush(self) -> None:
         """Send what the protocol has to send; b"" means: end our side of the TCP connection (after the closing
         handshake, the server ends it first, RFC 6455 §7.1.1: the protocol says so only on a failure)."""
+        if not self.protocol.writes:  # nothing to send: don't wait behind a greenlet that is sending
+            return
         with self.sending:
             for data in self.protocol.data_to_send():
                 try:
@@ -160,8 +162,8 @@ class WebSocket:
         if self.protocol.state is not State.CLOSED:
             self.protocol.receive_eof()  # what the protocol knows of the close code: 1006 without a close frame
         self.ended.set()
-        get_hub().cancel_wait(self.readable, Closed(), True)  # True: and close the watcher
-        self.socket.close()
+        # Wake the greenlet waiting to read with Closed, close the watcher, then the socket (in that order).
+        get_hub().cancel_waits_close_and_then([self.readable], Closed, self.socket.close)
 
 
 def connect(url: str, sock: socket.socket | None = None) -> WebSocket:
@@ -192,4 +194,5 @@ def connect(url: str, sock: socket.socket | None = None) -> WebSocket:
         sock.close()
         raise
     sock.settimeout(None)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small frames go at once, as in websockets' client
     return WebSocket(sock, protocol, [event for event in events[1:] if isinstance(event, Frame)])

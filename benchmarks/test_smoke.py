@@ -135,11 +135,11 @@ def test_capacity_generator(variant: str, tmp_path: Path) -> None:
         assert "error" not in row and row["failures"] == {}, row
         assert len(row["phases"]) == 1 + len(steps), row
         for phase in row["phases"]:
-            assert phase["delivered"] + phase["reordered"] + phase["missing"] == phase["expected"] > 0, phase
-            assert phase["deliveries_per_s"] > 0 and phase["server_us_per_delivery"] > 0, phase
+            assert phase["expected"] > 0 and phase["deliveries_per_s"] > 0 and phase["server_us_per_delivery"] > 0
             # Channels' in-memory layer drops group messages past its capacity (100 per consumer), silently: the
             # naive consumer, offered all it can carry, may lose some. Every other server loses nothing.
             if variant != "naive-channels" or phase["mode"] == "closed":
+                assert phase["missing"] == phase["repeated"] == phase["reordered"] == 0, phase
                 assert phase["complete"] and phase["expected"] == phase["delivered"], phase
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -117,8 +118,9 @@ class Member(User):
 
     def read(self) -> None:
         assert self.websocket is not None
-        for message in self.websocket:  # until the connection is closed
-            self.received(message)
+        with contextlib.suppress(Closed):  # a pong sent as the connection closes, too
+            for message in self.websocket:  # until the connection is closed
+                self.received(message)
         self.closed()
 
     def delivered(self, text: str) -> None:
@@ -311,17 +313,18 @@ class Leaver(User):
             COUNTS["error leave not heard by all"] += 1
         reader.join(timeout=LEAVE_DEADLINE)
         websocket.close()
-        COUNTS[f"leaver got {websocket.close_code}"] += 1  # clean: 1000 (its own); vanish: none; silent: 4000
+        COUNTS[f"leaver got {websocket.close_code}"] += 1  # clean: 1000 (its own); vanish: 1006; silent: 4000
         COUNTS["leaves"] += 1
         gevent.sleep(0.5)  # the members' messages flow on between one leave and the next
 
     def answer_pings(self, websocket: WebSocket) -> None:
-        for message in websocket:  # until the connection is closed
-            if json.loads(message)["type"] == "ping" and not self.last_pong.is_set():
-                websocket.send('{"type":"pong"}')
-                if self.going_silent:
-                    self.last_pong_at = time.time_ns()
-                    self.last_pong.set()
+        with contextlib.suppress(Closed):  # a pong sent as the connection closes, too
+            for message in websocket:  # until the connection is closed
+                if json.loads(message)["type"] == "ping" and not self.last_pong.is_set():
+                    websocket.send('{"type":"pong"}')
+                    if self.going_silent:
+                        self.last_pong_at = time.time_ns()
+                        self.last_pong.set()
 
 
 class Churner(User):
