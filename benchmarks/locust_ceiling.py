@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import subprocess
-import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from histogram import Histogram
-from servers import BENCH_DIR, BenchServer, Usage, generator_cores, locust_command, taskset
+from locust_run import WARMUP, locust
+from servers import BenchServer
 
-WARMUP = 1.0  # seconds after every user is spawned before measuring (users.py's BENCH_WARMUP)
 SPAWN_RATE = 200  # users per second
 BUSY = 0.9  # Locust's share of its core from which a step measures its ceiling
 
@@ -113,45 +107,18 @@ def step(
 ) -> Step:
     """Locust (headless, on the generator's cores) runs ``rooms * members`` users of class ``user`` against
     ``server``, each sending ``rate`` messages per second, and measures for ``seconds`` after the warm-up.
-    ``locustfile`` (with its users.py beside it) runs other users than benchmarks/' (an earlier version, to
-    compare); ``out_dir`` keeps the results and Locust's output."""
+    ``locustfile``: see ``locust_run.locust``; ``out_dir`` keeps the results and Locust's output."""
     users = rooms * members
+    limit = math.ceil(users / SPAWN_RATE + WARMUP + seconds) + 1  # -t counts from the first spawn
+    env = {"BENCH_ROOMS": str(rooms), "BENCH_RATE": f"{rate:g}"}
     with tempfile.TemporaryDirectory(prefix="locust-ceiling-") as scratch:
         out = (out_dir or Path(scratch)) / f"ceiling-{user}-{rate:g}.json"
-        environ = {
-            **os.environ,
-            "BENCH_OUT": str(out),
-            "BENCH_HOSTS": ",".join(server.urls),
-            "BENCH_ROOMS": str(rooms),
-            "BENCH_RATE": f"{rate:g}",
-            "BENCH_WARMUP": f"{WARMUP:g}",
-        }
-        arguments = ["--headless", "--only-summary", "-u", str(users), "-r", str(SPAWN_RATE), user]
-        limit = math.ceil(users / SPAWN_RATE + WARMUP + seconds) + 1  # -t counts from the first spawn
-        arguments += ["-t", f"{limit}s", "--host", server.urls[0], "--stop-timeout", "5"]
-        if locustfile is None:
-            command = locust_command(*arguments)
-        else:
-            command = [*taskset(generator_cores()), str(Path(sys.executable).with_name("locust"))]
-            command += ["-f", str(locustfile), *arguments]
-        log = out.with_suffix(".log")
-        server_usage = server.measure()
-        with log.open("w") as output:
-            process = subprocess.Popen(command, env=environ, cwd=BENCH_DIR.parent, stdout=output, stderr=output)
-            usage = Usage([psutil.Process(process.pid)])  # taskset execs Locust: the same process
-            try:
-                process.wait(timeout=limit + 60)
-            finally:
-                if process.poll() is None:
-                    process.kill()
-                    process.wait()
-                usage.finish()
-                server_usage.finish()
-        if not out.exists():
-            raise RuntimeError(f"Locust wrote no results; its output ends with:\n{log.read_text()[-1500:]}")
-        results = json.loads(out.read_text())
-    start, end = results["window"]
-    counts: dict[str, int] = results["counts"]
+        run = locust(server, [user], users, env, out, limit=limit, spawn_rate=SPAWN_RATE, locustfile=locustfile)
+    if "error locust" in run.counts:
+        raise RuntimeError(f"Locust wrote no results; its output ends with:\n{run.output[-1500:]}")
+    results = run.results
+    start, end = run.window
+    counts = run.counts
     failing = ("error", "closed", "send_after_close", "missing", "repeated_or_reordered")
     return Step(
         user=user,
@@ -161,8 +128,8 @@ def step(
         seconds=results["seconds"],
         sent=counts.get("sent", 0),
         delivered=counts.get("delivered", 0),
-        cpu_seconds=usage.cpu_between(start, end),
-        server_cpu_seconds=server_usage.cpu_between(start, end),
+        cpu_seconds=run.generator.cpu_between(start, end),
+        server_cpu_seconds=run.server_cpu(),
         p99_ms=Histogram.from_json(results["latency"].get("delivery", {})).percentile(99),
         failures={name: n for name, n in counts.items() if name.startswith(failing) and n},
     )

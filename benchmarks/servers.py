@@ -99,10 +99,10 @@ def pinned(impl: Implementation, cores: set[int]) -> Implementation:
     return Implementation(impl.name, (*taskset(cores), *impl.command))
 
 
-def locust_command(*arguments: str) -> list[str]:
-    """Locust on the generator's cores, with benchmarks/locustfile.py and ``arguments``."""
+def locust_command(*arguments: str, locustfile: Path = BENCH_DIR / "locustfile.py") -> list[str]:
+    """Locust on the generator's cores, with ``locustfile`` (benchmarks/locustfile.py) and ``arguments``."""
     locust = Path(sys.executable).with_name("locust")
-    return [*taskset(generator_cores()), str(locust), "-f", str(BENCH_DIR / "locustfile.py"), *arguments]
+    return [*taskset(generator_cores()), str(locust), "-f", str(locustfile), *arguments]
 
 
 @dataclass
