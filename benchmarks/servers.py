@@ -6,7 +6,6 @@ from __future__ import annotations
 import bisect
 import contextlib
 import os
-import socket
 import sys
 import threading
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 import psutil
 
 from tests.cluster import Cluster
-from tests.harness import ServerProcess
+from tests.harness import PortProcess, ServerProcess
 from tests.implementations import IMPLEMENTATIONS, Implementation
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -211,12 +210,3 @@ class BenchServer:
 def with_children(process: psutil.Process) -> list[psutil.Process]:
     """``taskset`` execs the server, so the process is the server itself; a server that forks workers has them."""
     return [process, *process.children(recursive=True)]
-
-
-class PortProcess(ServerProcess):
-    """A server that answers no HTTP (/healthz), the picows reference or a naive one: it is up once its port
-    accepts connections."""
-
-    def healthy(self) -> bool:
-        with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", self.port)) == 0

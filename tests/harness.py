@@ -149,3 +149,12 @@ class ServerProcess(Server):
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(STOP_TIMEOUT)
+
+
+class PortProcess(ServerProcess):
+    """A server that answers no HTTP (/healthz), such as a naive one (a chapter's naive.py): it is up once its
+    port accepts connections."""
+
+    def healthy(self) -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0

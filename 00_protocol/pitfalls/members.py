@@ -1,0 +1,128 @@
+"""People in a room, the same to the tests whether the server is a naive one or a chapter."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from dataclasses import dataclass
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Origin
+
+from tests.client import open_client
+from tests.harness import Server
+
+WAIT = 5.0  # the longest any test waits for a frame it expects
+
+
+@dataclass(frozen=True)
+class Target:
+    """A server and how to speak to it: a naive server's path (``{room}`` in it) and its frames
+    ``{"message": text}``, or a chapter's protocol (SPEC.md) when ``path`` is None."""
+
+    label: str
+    server: Server
+    path: str | None = None
+
+    @property
+    def naive(self) -> bool:
+        return self.path is not None
+
+
+class Member:
+    """One connection in a room. A task reads every frame as it comes (and answers a chapter's pings), unless
+    the member ``stall()``s: then nothing reads its socket, as when a phone goes into a tunnel or a tab freezes,
+    and the server's writes to it pile up, first in the kernel's buffers, then in the server."""
+
+    def __init__(self, ws: ClientConnection, target: Target) -> None:
+        self.ws = ws
+        self.target = target
+        self.heard: dict[str, float] = {}  # text -> when it arrived (time.monotonic())
+        self.arrived = asyncio.Event()
+        self.reader: asyncio.Task[None] | None = asyncio.create_task(self.read())
+
+    async def read(self) -> None:
+        try:
+            await self.read_frames()
+        finally:
+            self.arrived.set()  # wakes hears(): nothing more will come
+
+    async def read_frames(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in self.ws:
+                frame = json.loads(raw)
+                if not self.target.naive and frame == {"type": "ping"}:
+                    await self.ws.send('{"type": "pong"}')
+                text = frame.get("message") if self.target.naive else frame.get("payload", {}).get("text")
+                if isinstance(text, str):
+                    self.heard[text] = time.monotonic()
+                    self.arrived.set()
+
+    async def say(self, text: str) -> float:
+        """Send a message; return when it was sent."""
+        if self.target.naive:
+            frame: dict[str, object] = {"message": text}
+        else:
+            frame = {"type": "chat.message", "id": uuid.uuid4().hex, "payload": {"text": text}}
+        sent = time.monotonic()
+        await self.ws.send(json.dumps(frame))
+        return sent
+
+    async def hears(self, text: str, timeout: float = WAIT) -> float | None:
+        """When ``text`` arrived, waiting for it at most ``timeout`` seconds; None if it didn't, or if the
+        connection closed first."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while text not in self.heard and self.ws.state.name != "CLOSED":
+                    self.arrived.clear()
+                    await self.arrived.wait()
+        return self.heard.get(text)
+
+    def stall(self) -> None:
+        """Stop reading the socket (the reader task ends; nothing answers pings any more)."""
+        assert self.reader is not None
+        self.reader.cancel()
+        self.reader = None
+        self.ws.transport.pause_reading()
+
+    def resume(self) -> None:
+        self.ws.transport.resume_reading()
+        self.reader = asyncio.create_task(self.read())
+
+    async def close_code(self, timeout: float = WAIT) -> int | None:
+        """The code the server closed this connection with (1006: without a close frame), or None if it is
+        still open after ``timeout`` seconds."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self.ws.wait_closed()
+        if self.ws.state.name != "CLOSED":
+            return None
+        received = self.ws.protocol.close_rcvd
+        return 1006 if received is None else received.code
+
+    async def close(self) -> None:
+        await self.ws.close()
+        if self.reader is not None:
+            await self.reader
+
+
+async def join(target: Target, room: str, user: str, *, origin: str | None = None) -> Member:
+    """A member of ``room``: on a chapter, with a token and its welcome read."""
+    if target.naive:
+        assert target.path is not None
+        url = target.server.ws_url + target.path.format(room=room)
+        ws = await connect(
+            url,
+            origin=Origin(origin) if origin else None,
+            compression=None,  # so that a big message is as big on the wire
+            max_size=None,
+            ping_interval=None,
+            open_timeout=WAIT,
+        )
+    else:
+        ws = (await open_client(target.server, room, user, origin=origin, compression=None, timeout=WAIT)).ws
+    return Member(ws, target)
