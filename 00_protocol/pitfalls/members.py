@@ -7,7 +7,10 @@ import contextlib
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -42,6 +45,7 @@ class Member:
         self.ws = ws
         self.target = target
         self.heard: dict[str, float] = {}  # text -> when it arrived (time.monotonic())
+        self.frames: list[dict[str, Any]] = []  # every frame, in order
         self.arrived = asyncio.Event()
         self.reader: asyncio.Task[None] | None = asyncio.create_task(self.read())
 
@@ -55,12 +59,13 @@ class Member:
         with contextlib.suppress(ConnectionClosed):
             async for raw in self.ws:
                 frame = json.loads(raw)
+                self.frames.append(frame)
                 if not self.target.naive and frame == {"type": "ping"}:
                     await self.ws.send('{"type": "pong"}')
                 text = frame.get("message") if self.target.naive else frame.get("payload", {}).get("text")
                 if isinstance(text, str):
                     self.heard[text] = time.monotonic()
-                    self.arrived.set()
+                self.arrived.set()
 
     async def say(self, text: str) -> float:
         """Send a message; return when it was sent."""
@@ -81,6 +86,15 @@ class Member:
                     self.arrived.clear()
                     await self.arrived.wait()
         return self.heard.get(text)
+
+    async def frame(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = WAIT) -> dict[str, Any] | None:
+        """The first frame that matches, waiting for it at most ``timeout`` seconds; None if none came."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while not any(map(predicate, self.frames)) and self.ws.state.name != "CLOSED":
+                    self.arrived.clear()
+                    await self.arrived.wait()
+        return next(filter(predicate, self.frames), None)
 
     def stall(self) -> None:
         """Stop reading the socket (the reader task ends; nothing answers pings any more)."""
@@ -105,8 +119,11 @@ class Member:
         return 1006 if received is None else received.code
 
     async def close(self) -> None:
-        await self.ws.close()
-        if self.reader is not None:
+        """Close the connection; a stalled member just drops it (it would not read the server's close frame)."""
+        if self.reader is None:
+            self.ws.transport.abort()
+        else:
+            await self.ws.close()
             await self.reader
 
 
@@ -126,3 +143,23 @@ async def join(target: Target, room: str, user: str, *, origin: str | None = Non
     else:
         ws = (await open_client(target.server, room, user, origin=origin, compression=None, timeout=WAIT)).ws
     return Member(ws, target)
+
+
+async def upgrade(url: str, *, timeout: float = 2 * WAIT) -> str:
+    """Ask for a WebSocket as a browser does (the request of the primer, PRIMER.md); return the status line of
+    the answer (``HTTP/1.1 101 Switching Protocols``), or how the server closed without one."""
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            line = await reader.readline()
+    except ConnectionResetError:
+        return "reset without an answer"
+    finally:
+        writer.close()
+    return line.decode().strip() or "closed without an answer"

@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
+from dataclasses import dataclass
 
+import httpx2
+import psutil
 import pytest
 from conftest import CHAPTERS, Servers
-from members import Member, Target, join
+from members import Member, Target, join, upgrade
 from websockets.exceptions import ConnectionClosed
+
+from tests.client import handshake_status
 
 pytestmark = pytest.mark.timeout(60)
 BIG = 2000  # characters in a message: the most a chapter takes (SPEC.md §5), to fill buffers fast
 FILL = 3000  # at most this many big messages (6 MB) to fill a stalled member's buffers
 BATCH = 50  # messages sent before looking at what the watcher got
+STALL = 2.0  # seconds a stalled member stays stalled while the others wait
+GONE = 3.0  # seconds: twice a chapter's heartbeat timeout here (conftest.SETTINGS)
+HUGE = 4 * 2**20  # characters in a message nobody needs
+EVIL = "https://evil.example"
+# What closes a silent connection on the naive servers: the frameworks' own WebSocket pings, by default.
+PINGS = {
+    "naive FastAPI": "uvicorn's ping would close it (20 s + 20 s timeout)",
+    "naive Channels": "daphne's ping would close it (20 s + 30 s timeout)",
+    "naive websockets": "the library's ping would close it (20 s + 20 s timeout)",
+}
 LATE = 0.5  # seconds: a message this late to a member who reads is stuck behind someone else
 
 
@@ -25,15 +41,30 @@ def big(n: int) -> str:
     return f"{n:04}".ljust(BIG, "x")
 
 
-async def fill(sender: Member, watcher: Member) -> int | None:
-    """Send big messages until ``watcher`` stops getting them in time: the number of the first one it didn't
-    get (it is stuck behind a stalled member), or None if it got all of them."""
+@dataclass
+class Filled:
+    """What ``fill()`` saw: the first message the watcher did not get in time (None: it got them all), when
+    each message was sent, and the longest the watcher waited for one."""
+
+    stuck: int | None
+    sent: dict[int, float]
+    worst: float
+
+
+async def fill(sender: Member, watcher: Member) -> Filled:
+    """Send big messages, a batch at a time, until ``watcher`` stops getting them in time (it is stuck behind a
+    stalled member), or FILL of them."""
+    sent: dict[int, float] = {}
+    worst = 0.0
     for first in range(0, FILL, BATCH):
         for n in range(first, first + BATCH):
-            await sender.say(big(n))
-        if await watcher.hears(big(first + BATCH - 1), LATE) is None:
-            return next(n for n in range(first, first + BATCH) if big(n) not in watcher.heard)
-    return None
+            sent[n] = await sender.say(big(n))
+        last = first + BATCH - 1
+        if (arrived := await watcher.hears(big(last), LATE)) is None:
+            stuck = next(n for n in range(first, first + BATCH) if big(n) not in watcher.heard)
+            return Filled(stuck, sent, worst)
+        worst = max(worst, arrived - sent[last])
+    return Filled(None, sent, worst)
 
 
 async def barrier(target: Target) -> None:
@@ -56,7 +87,7 @@ async def test_broadcast_while_members_leave(servers: Servers, label: str, recor
     here = room()
     alice, bob, slow, carol = [await join(target, here, name) for name in ("alice", "bob", "slow", "carol")]
     slow.stall()
-    stuck = await fill(alice, carol)  # a loop over the room waits at slow, past bob, before carol
+    stuck = (await fill(alice, carol)).stuck  # a loop over the room waits at slow, past bob, before carol
     await bob.close()
     await barrier(target)  # the server has seen bob leave (and removed him from the room, if it does that)
     slow.resume()
@@ -83,3 +114,163 @@ async def test_broadcast_while_members_leave(servers: Servers, label: str, recor
             record[label] = "nobody missed anything; slow closed with 4001 (SPEC.md §13.4)"
     for member in (alice, slow, carol):
         await member.close()
+
+
+@pytest.mark.pitfall(2)
+@pytest.mark.parametrize(
+    "label", ["naive FastAPI", "websockets, send loop", "naive websockets", "naive Channels", *CHAPTERS]
+)
+async def test_one_slow_reader_stalls_the_room(servers: Servers, label: str, record: dict[str, str]) -> None:
+    """One member stops reading: how long do the others wait for their messages?"""
+    target = servers.target(label)
+    here = room()
+    alice, slow, carol = [await join(target, here, name) for name in ("alice", "slow", "carol")]
+    rss = psutil.Process(target.server.process.pid).memory_info().rss if target.server.process else 0
+    slow.stall()
+    filled = await fill(alice, carol)
+    grown = (psutil.Process(target.server.process.pid).memory_info().rss - rss) / 2**20 if rss else 0.0
+    if label in ("naive FastAPI", "websockets, send loop"):
+        assert filled.stuck is not None, "the room should freeze behind slow"
+        assert await carol.hears(big(filled.stuck), STALL) is None  # frozen, for as long as slow doesn't read
+        slow.resume()
+        arrived = await carol.hears(big(filled.stuck))
+        assert arrived is not None
+        waited = arrived - filled.sent[filled.stuck]
+        record[label] = f"the room froze: carol waited {waited:.1f} s for message {filled.stuck}, until slow read"
+    else:
+        assert filled.stuck is None, "carol should get every message in time"
+        worst = f"carol got all {FILL} messages, the latest after {filled.worst * 1000:.0f} ms"
+        if target.naive:
+            record[label] = f"{worst}; the server held slow's backlog (RSS +{grown:.0f} MiB)"
+        else:
+            slow.resume()
+            assert await slow.close_code() == 4001
+            record[label] = f"{worst}; slow closed with 4001 (SPEC.md §13.4)"
+    for member in (alice, slow, carol):
+        await member.close()
+
+
+@pytest.mark.pitfall(3)
+@pytest.mark.parametrize("label", ["Django under WSGI", *CHAPTERS])
+async def test_a_wsgi_server(servers: Servers, label: str, record: dict[str, str]) -> None:
+    """The browser's upgrade request reaches a WSGI server: what does it answer?"""
+    (server,) = servers.get(label)
+    async with httpx2.AsyncClient() as http:
+        page = (await http.get(f"{server.url}/")).status_code
+        token = (await http.get(f"{server.url}/api/token", params={"user": "alice"})).json()["token"]
+    answer = await upgrade(f"{server.ws_url}/ws/chat/{room()}?token={token}")
+    if label == "Django under WSGI":
+        assert (page, answer) == (200, "HTTP/1.0 404 Not Found")
+        record[label] = "the page loads (200); the WebSocket gets HTTP/1.0 404: to WSGI it is a plain GET"
+    else:
+        assert (page, answer) == (200, "HTTP/1.1 101 Switching Protocols")
+        record[label] = "101 Switching Protocols: an ASGI server hands the socket to the app"
+
+
+@pytest.mark.pitfall(4)
+@pytest.mark.parametrize(
+    "label, path",
+    [
+        ("FastAPI", "/no-accept/{room}"),
+        ("FastAPI", "/send-before-accept/{room}"),
+        ("Channels", "/no-accept/{room}/"),
+        ("naive websockets", "/ws/{room}"),
+        *[(chapter, "") for chapter in CHAPTERS],
+    ],
+)
+async def test_forgetting_accept(servers: Servers, label: str, path: str, record: dict[str, str]) -> None:
+    """A handler that reads, or sends, before it accepts the WebSocket: what does the browser get?"""
+    (server,) = servers.get(label)
+    start = time.monotonic()
+    if path:
+        answer = await upgrade(server.ws_url + path.format(room=room()))
+    else:
+        answer = await upgrade(f"{server.ws_url}/ws/chat/{room()}?token={await server.atoken('alice')}")
+    took = time.monotonic() - start
+    route = f"{label} {path.format(room='…')}".strip()
+    if label == "FastAPI":
+        assert answer == "HTTP/1.1 500 Internal Server Error"
+        error = 'Need to call "accept" first' if "no-accept" in path else 'Expected ASGI message "websocket.accept"'
+        assert error in server.log()
+        record[route] = f"500 Internal Server Error, and a traceback: {error}"
+    elif label == "Channels":
+        assert answer == "reset without an answer" and took > 1
+        record[route] = f"nothing for {took:.0f} s (daphne waits for accept), then the connection is reset"
+    else:
+        assert answer == "HTTP/1.1 101 Switching Protocols"
+        record[route] = (
+            "101: the library completes the handshake before the handler runs; nothing to forget"
+            if target_is_naive(label)
+            else "101 once the token, Origin and room are checked, else 403 (SPEC.md §4)"
+        )
+
+
+def target_is_naive(label: str) -> bool:
+    return label not in CHAPTERS
+
+
+@pytest.mark.pitfall(7)
+@pytest.mark.parametrize("label", ["naive FastAPI", "naive Channels", "naive websockets", *CHAPTERS])
+async def test_no_heartbeat(servers: Servers, label: str, record: dict[str, str]) -> None:
+    """A member's network goes silent (no FIN, nothing read, nothing answered): does the server notice?"""
+    target = servers.target(label)
+    here = room()
+    ghost = await join(target, here, "ghost")
+    alice = await join(target, here, "alice")
+    ghost.stall()
+    left = await alice.frame(lambda f: f.get("type") == "presence.leave", GONE)  # a chapter's members are told
+    ghost.resume()
+    code = await ghost.close_code(0.5)
+    if target.naive:
+        assert (left, code) == (None, None)
+        record[label] = f"still connected after {GONE:.0f} s; only {PINGS[label]}"
+    else:
+        assert left is not None and left["payload"]["user"] == "ghost" and code == 4000
+        record[label] = "closed with 4000 after the heartbeat timeout; the room is told ghost left (SPEC.md §11)"
+
+
+@pytest.mark.pitfall(8)
+@pytest.mark.parametrize("label", ["naive FastAPI", "naive Channels", "naive websockets", *CHAPTERS])
+async def test_no_size_limit(servers: Servers, label: str, record: dict[str, str]) -> None:
+    """A member sends one 4 MiB message: does the server take it into memory and pass it on?"""
+    target = servers.target(label)
+    here = room()
+    mallory = await join(target, here, "mallory")
+    alice = await join(target, here, "alice")
+    huge = "x" * HUGE
+    with contextlib.suppress(ConnectionClosed, ConnectionResetError):
+        await mallory.say(huge)
+    relayed = await alice.hears(huge, 3.0)
+    code = await mallory.close_code(1.0)
+    if label == "naive FastAPI":
+        assert (relayed is not None, code) == (True, None)
+        record[label] = "took it, and sent 4 MiB to every member (uvicorn's ws_max_size: 16 MiB)"
+    elif label == "naive Channels":
+        assert (relayed, code) == (None, 1006)
+        record[label] = "dropped the connection without a close frame (1006): daphne's 1 MiB default"
+    else:
+        assert (relayed, code) == (None, 1009)
+        limit = "the library's max_size: 1 MiB" if target.naive else "CHAT_MAX_MESSAGE_BYTES, SPEC.md §13.1"
+        record[label] = f"closed with 1009 ({limit})"
+
+
+@pytest.mark.pitfall(9)
+@pytest.mark.parametrize("label", ["naive FastAPI", "naive Channels", "naive websockets", *CHAPTERS])
+async def test_no_handshake_checks(servers: Servers, label: str, record: dict[str, str]) -> None:
+    """A page on another site opens a socket to the chat, without a token: can it read and post?"""
+    target = servers.target(label)
+    here = room()
+    if target.naive:
+        alice = await join(target, here, "alice")
+        evil = await join(target, here, "evil", origin=EVIL)
+        await evil.say("hello from evil.example")
+        posted = await alice.hears("hello from evil.example")
+        assert posted is not None
+        record[label] = "101: a cross-site page without a token reads the room and posts to it"
+    else:
+        server = target.server
+        no_token = await handshake_status(f"{server.ws_url}/ws/chat/{here}")
+        token = await server.atoken("evil")
+        cross_site = await handshake_status(f"{server.ws_url}/ws/chat/{here}?token={token}", origin=EVIL)
+        assert (no_token, cross_site) == (403, 403)
+        record[label] = "403 without a token, 403 from another site's Origin (SPEC.md §4): refused before any frame"
