@@ -1,7 +1,7 @@
 # One chat protocol, three implementations. `make help` lists what you can do.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help install system-packages run run-fastapi run-channels run-websockets run-cluster chat test stress client-test test-running exercise exercise-check docs autobahn bench-quick bench bench-ui lint format clean
+.PHONY: help install system-packages run run-fastapi run-channels run-websockets run-cluster chat test pitfalls bench-smoke stress client-test test-running exercise exercise-check docs autobahn bench-quick bench bench-ui lint format clean
 
 PYTHON ?= python3
 VENV := .venv
@@ -14,8 +14,8 @@ WORKERS ?=
 N ?=
 NAME ?=
 ROOM ?= lobby
-# The chapters whose own tests `make test` runs (after chatcore's, chapter 0's and the docs', before the
-# benchmarks' smoke test); IMPL=<name> runs only that chapter's.
+# The chapters whose own tests `make test` runs (after chatcore's, chapter 0's with its pitfalls, and the
+# docs'); IMPL=<name> runs only that chapter's.
 CHAPTERS := 01_fastapi 02_channels 03_websockets
 CHAPTER_fastapi := 01_fastapi
 CHAPTER_channels := 02_channels
@@ -75,12 +75,15 @@ chat: install ## Chapter 0: chat from the terminal with a running server: NAME=a
 
 test: install ## Run every test: chatcore's, each chapter's own, the client's, then the conformance suite (IMPL= for one)
 	@# Exit status 5 means PYTEST_ARGS (say -k resume) selected none of a folder's tests: not a failure.
-	@for folder in chatcore 00_protocol docs $(if $(IMPL),$(CHAPTER_$(IMPL)),$(CHAPTERS) benchmarks); do \
+	@for folder in chatcore 00_protocol docs $(if $(IMPL),$(CHAPTER_$(IMPL)),$(CHAPTERS)); do \
 		echo "$(PY) -m pytest $$folder $(PYTEST_ARGS)"; $(PY) -m pytest $$folder $(PYTEST_ARGS); \
 		status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ] || exit $$status; \
 	done
 	node --test $(CLIENT_TESTS)
 	$(PY) -m pytest tests $(if $(IMPL),--impl=$(IMPL)) $(PYTEST_ARGS)
+
+pitfalls: install ## The classic WebSocket mistakes, shown failing on the naive servers and handled by each chapter, then one table (about 2 minutes)
+	$(PY) -m pytest 00_protocol/pitfalls -q $(PYTEST_ARGS)
 
 stress: install ## SPEC.md §19 at full size against every chapter, memory and Redis (about 30 minutes; IMPL= for one)
 	$(PY) -m pytest tests/test_19_load.py --stress --timeout=900 $(if $(IMPL),--impl=$(IMPL)) $(PYTEST_ARGS)
@@ -106,6 +109,9 @@ docs: install ## Point the Markdown files' code excerpts at their lines again, a
 
 autobahn: install ## RFC 6455 conformance: the Autobahn TestSuite's cases (kosoku) against each chapter's /ws/echo, writes docs/autobahn.md (about 2 min; IMPL= for one)
 	$(PY) docs/autobahn/run.py $(if $(IMPL),--stack $(IMPL))
+
+bench-smoke: install ## The benchmarks' own tests: each user and scenario, small, and the capacity generator against every server (about 2 minutes)
+	$(PY) -m pytest benchmarks $(PYTEST_ARGS)
 
 bench-quick: install ## Benchmarks, every scenario, small (about 12 minutes): benchmarks/results/<date>-quick/REPORT.md
 	$(PY) benchmarks/run.py quick $(if $(IMPL),--only=$(IMPL))

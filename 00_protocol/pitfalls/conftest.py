@@ -124,8 +124,12 @@ def record(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     """``record[label] = "what it did"``: a row of the table of the pitfall the test is marked with."""
     rows: dict[str, str] = {}
     yield rows
-    number = request.node.get_closest_marker("pitfall").args[0]
-    request.config.stash.setdefault(OUTCOMES, defaultdict(dict))[number].update(rows)
+    marker = request.node.get_closest_marker("pitfall")
+    assert marker is not None, "mark the test with the pitfall it shows: @pytest.mark.pitfall(n)"
+    if OUTCOMES not in request.config.stash:
+        outcomes: dict[int, dict[str, str]] = defaultdict(dict)
+        request.config.stash[OUTCOMES] = outcomes
+    request.config.stash[OUTCOMES][marker.args[0]].update(rows)
 
 
 def pytest_configure(config: pytest.Config) -> None:

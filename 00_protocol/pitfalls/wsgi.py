@@ -12,7 +12,7 @@ from wsgiref.simple_server import make_server
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "02_channels"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
 
-from django.core.wsgi import get_wsgi_application  # noqa: E402
+from django.core.wsgi import get_wsgi_application
 
 if __name__ == "__main__":
     host, port = os.environ.get("CHAT_HOST", "127.0.0.1"), int(os.environ.get("CHAT_PORT", "8024"))

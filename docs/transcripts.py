@@ -1,0 +1,85 @@
+"""Terminal transcripts in the course's Markdown: commands with the output they print, checked by running them.
+
+A transcript is a ``console`` code block: each line that starts with ``$ `` is a command, and the lines up to the
+next command are what it prints. In the expected output, ``…`` stands for any text on its line (a date, a
+token). ``run()`` runs each command with bash from the repository's root, against a server the test started
+instead of the one the text assumes (``127.0.0.1:8001``), and ``differences()`` says where the output differs.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from docs.snippets import ROOT
+
+FENCE = "```console"
+PROMPT = "$ "
+ANY = "…"
+
+
+@dataclass
+class Command:
+    doc: Path
+    line: int  # the command's line in the doc, from 1
+    command: str
+    expected: list[str]
+
+    @property
+    def where(self) -> str:
+        return f"{self.doc.relative_to(ROOT)}:{self.line}"
+
+
+def commands(doc: Path) -> list[Command]:
+    """Every command of every transcript in ``doc``, in order."""
+    found: list[Command] = []
+    inside = False
+    for number, text in enumerate(doc.read_text().splitlines(), 1):
+        if not inside:
+            inside = text == FENCE
+        elif text == "```":
+            inside = False
+        elif text.startswith(PROMPT):
+            found.append(Command(doc, number, text.removeprefix(PROMPT), []))
+        else:
+            assert found, f"{doc.relative_to(ROOT)}:{number}: output before any command"
+            found[-1].expected.append(text)
+    return found
+
+
+def matches(expected: str, actual: str) -> bool:
+    pattern = ".*".join(re.escape(part) for part in expected.split(ANY))
+    return re.fullmatch(pattern, actual) is not None
+
+
+def run(command: Command, address: str, timeout: float = 60) -> list[str]:
+    """The lines the command prints (stdout and stderr), against the server at ``address`` (host:port)."""
+    result = subprocess.run(
+        ["bash", "-c", command.command.replace("127.0.0.1:8001", address)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    output = (result.stdout + result.stderr).replace("\r\n", "\n").replace(address, "127.0.0.1:8001")
+    return [line.rstrip() for line in output.rstrip("\n").splitlines()]
+
+
+def differences(command: Command, actual: list[str]) -> list[str]:
+    """Where the output differs from the transcript: empty when it matches."""
+    expected = [line.rstrip() for line in command.expected]
+    while expected and not expected[-1]:
+        expected.pop()
+    while actual and not actual[-1]:
+        actual = actual[:-1]
+    problems = [
+        f"line {i + 1}: expected {want!r}, got {got!r}"
+        for i, (want, got) in enumerate(zip(expected, actual, strict=False))
+        if not matches(want, got)
+    ]
+    if len(expected) != len(actual):
+        problems.append(f"expected {len(expected)} lines, got {len(actual)}:\n" + "\n".join(actual))
+    return problems
