@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 
+from docs.transcripts import commands, differences
 from tests.harness import ServerProcess
 from tests.implementations import IMPLEMENTATIONS
 
 CHAT = Path(__file__).with_name("chat.py")
+README = Path(__file__).with_name("README.md")
 TIMEOUT = 10.0
 
 
@@ -126,3 +128,43 @@ async def test_refused_login(server: ServerProcess, terminals: list[Terminal]) -
     bad = await start(terminals, server, "--user", "no spaces allowed")
     assert (await bad.wait_for("! ")).startswith("! GET /api/token answered 400: ")
     assert await bad.process.wait() == 1
+
+
+async def test_the_readme_session(tmp_path_factory: pytest.TempPathFactory, terminals: list[Terminal]) -> None:
+    """The session of the README's "what you should see", with `make chat` as it shows, line for line."""
+    shown = {command.command: command for command in commands(README) if command.command.startswith("make chat")}
+    server = ServerProcess(IMPLEMENTATIONS["fastapi"], {}, tmp_path_factory.mktemp("logs")).start()  # defaults
+    try:
+        alice = await start_make(terminals, server, "alice")
+        await alice.wait_for("* welcome")
+        bob = await start_make(terminals, server, "bob")
+        await bob.wait_for("* welcome")
+        await alice.wait_for("joined")
+        await bob.type("hello alice")
+        await alice.wait_for("hello alice")
+        await bob.wait_for("(ack")
+        await bob.type("/quit")
+        await alice.wait_for("left")
+        await alice.type("/quit")
+        for name, terminal in (("alice", alice), ("bob", bob)):
+            async with asyncio.timeout(TIMEOUT):
+                assert await terminal.process.wait() == 0
+            assert terminal.process.stdout is not None
+            printed = "".join(terminal.seen) + (await terminal.process.stdout.read()).decode()
+            lines = [line.replace(f"127.0.0.1:{server.port}", "127.0.0.1:8001") for line in printed.splitlines()]
+            problems = differences(shown[f"make chat NAME={name}"], lines)
+            assert not problems, f"{name}'s terminal differs from the README:\n" + "\n".join(problems)
+    finally:
+        server.stop()
+
+
+async def start_make(terminals: list[Terminal], server: ServerProcess, name: str) -> Terminal:
+    """`make chat NAME=name` against ``server``, as a person runs it in a terminal."""
+    skip = ("PYTHONUNBUFFERED", "MAKELEVEL", "MAKEFLAGS", "MFLAGS")
+    environ = {k: v for k, v in os.environ.items() if k not in skip and not k.startswith("CHAT_")}
+    process = await asyncio.create_subprocess_exec(
+        "make", "--no-print-directory", "chat", f"NAME={name}", f"PORT={server.port}",
+        cwd=CHAT.parent.parent, stdin=PIPE, stdout=PIPE, stderr=STDOUT, env=environ,
+    )  # fmt: skip
+    terminals.append(Terminal(process))
+    return terminals[-1]

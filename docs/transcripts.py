@@ -8,8 +8,12 @@ instead of the one the text assumes (``127.0.0.1:8001``), and ``differences()`` 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,3 +87,35 @@ def differences(command: Command, actual: list[str]) -> list[str]:
     if len(expected) != len(actual):
         problems.append(f"expected {len(expected)} lines, got {len(actual)}:\n" + "\n".join(actual))
     return problems
+
+
+def start(command: Command, port: int, timeout: float = 60) -> list[str]:
+    """A command that runs until stopped (a server): its first lines, as many as the transcript shows, then it is
+    stopped with SIGTERM. ``make`` commands get ``PORT=port``; the port is shown as the transcript's again."""
+    shown = re.search(r"PORT=(\d+)|:(800\d)", "\n".join(command.expected))
+    assert shown, f"{command.where}: the transcript shows no port"
+    port_shown = shown[1] or shown[2]
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("CHAT_", "MAKE", "MFLAGS"))}
+    text = command.command + (f" PORT={port}" if command.command.startswith("make ") else "")
+    process = subprocess.Popen(
+        ["bash", "-c", f"exec {text}"],
+        cwd=ROOT,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    stop = threading.Timer(timeout, os.killpg, (process.pid, signal.SIGTERM))  # if it prints less than expected
+    stop.start()
+    lines: list[str] = []
+    try:
+        while len(lines) < len(command.expected) and (line := process.stdout.readline()):
+            lines.append(line.rstrip().replace(str(port), port_shown))
+    finally:
+        stop.cancel()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout)
+    return lines

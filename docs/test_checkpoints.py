@@ -1,0 +1,31 @@
+"""The chapters' "what you should see" blocks: each server, started as its README says, prints those lines."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from docs.snippets import ROOT
+from docs.transcripts import Command, commands, differences, start
+from tests.harness import free_port
+
+CHAPTERS = ["01_fastapi", "02_channels", "03_websockets"]
+STARTS = [command for chapter in CHAPTERS for command in commands(ROOT / chapter / "README.md")]
+
+
+def test_every_chapter_shows_its_start() -> None:
+    """Each chapter's README shows what `make run-…` prints (so the test below has something to check)."""
+    assert sorted(command.command for command in STARTS) == [
+        f"make run-{impl}" for impl in sorted(("fastapi", "channels", "websockets"))
+    ]
+
+
+@pytest.mark.parametrize("command", STARTS, ids=[command.command for command in STARTS])
+def test_server_prints_what_its_readme_shows(command: Command) -> None:
+    """`make run-…` prints the README's lines (`…` standing for what is the machine's: the descriptor limit)."""
+    # make reinstalls .venv when requirements.txt changed: not under the tests' feet (`make test` installs first)
+    stamp = subprocess.run("cksum < requirements.txt", shell=True, cwd=ROOT, capture_output=True, text=True, check=True)
+    assert (ROOT / ".venv" / f".installed-{stamp.stdout.split()[0]}").exists(), "run `make install` first"
+    problems = differences(command, start(command, free_port()))
+    assert not problems, f"{command.where}: `{command.command}` printed something else:\n" + "\n".join(problems)
