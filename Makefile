@@ -131,7 +131,7 @@ lint: install ## ruff (lint and format check) and mypy (strict) on the core, the
 	MYPYPATH=02_channels $(VENV)/bin/mypy 02_channels
 	$(VENV)/bin/mypy 03_websockets
 	MYPYPATH=benchmarks $(VENV)/bin/mypy benchmarks
-	for file in shared_client/*.js $(CLIENT_TESTS); do node --check "$$file" || exit 1; done
+	for file in shared_client/*.js $(CLIENT_TESTS) 00_protocol/pitfalls/*.js 00_protocol/pitfalls/*.mjs; do node --check "$$file" || exit 1; done
 
 format: install ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
