@@ -22,8 +22,9 @@ CHAPTER_channels := 02_channels
 CHAPTER_websockets := 03_websockets
 # Debian packages the course needs on the machine: installed by `make install` when missing.
 # redis-server: the scale-out tests start their own, on a free port. chromium: the page's browser tests
-# (tests/test_02_page.py), driven by Playwright. Node.js (any >= 18) runs the client's unit tests: Debian's
-# nodejs when the machine has no `node` at all.
+# (tests/test_02_page.py), driven by Playwright. Node.js runs the client's unit tests (any >= 18) and pitfall 10's
+# clients (20.10 or later: they use its WebSocket): Debian's nodejs when the machine has no `node` at all.
+# curl: the primer's first command (00_protocol/PRIMER.md).
 APT_PACKAGES := redis-server chromium
 CLIENT_TESTS := shared_client/tests/*.test.js
 
@@ -41,6 +42,7 @@ system-packages: # checked on every install (it is quick), so a package added he
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s "$$p" >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
 	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing Debian packages:$$missing"; \
 		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
@@ -73,7 +75,7 @@ run-cluster: install ## One chapter as WORKERS processes on a redis-server of th
 chat: install ## Chapter 0: chat from the terminal with a running server: NAME=alice ROOM=lobby PORT=8001
 	$(PY) 00_protocol/chat.py --url http://127.0.0.1:$(or $(PORT),8001) --room $(ROOM) $(if $(NAME),--user $(NAME))
 
-test: install ## Run every test: chatcore's, each chapter's own, the client's, then the conformance suite (IMPL= for one)
+test: install ## Run every test: chatcore's, chapter 0's with the primer and the pitfalls, the docs', each chapter's own, the client's, then the conformance suite (IMPL= for one)
 	@# Exit status 5 means PYTEST_ARGS (say -k resume) selected none of a folder's tests: not a failure.
 	@for folder in chatcore 00_protocol docs $(if $(IMPL),$(CHAPTER_$(IMPL)),$(CHAPTERS)); do \
 		echo "$(PY) -m pytest $$folder $(PYTEST_ARGS)"; $(PY) -m pytest $$folder $(PYTEST_ARGS); \

@@ -6,6 +6,7 @@
 
 import asyncio
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx2
@@ -14,10 +15,12 @@ from websockets.asyncio.client import connect
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
 finished = asyncio.Event()  # set when the application has seen the WebSocket's end
 
 
-async def app(scope: Scope, receive: Any, send: Any) -> None:
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
     """An ASGI application: called once per connection, with what it is (scope) and two channels of events."""
     if scope["type"] == "lifespan":
         return  # uvicorn asks about start-up and shutdown; this app has nothing to do then
@@ -45,6 +48,7 @@ async def app(scope: Scope, receive: Any, send: Any) -> None:
 
 
 async def main() -> None:
+    """Serve ``app`` with uvicorn on a free port, be its client once over HTTP and once over a WebSocket."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))  # a free port
     sock.listen()  # connections wait here until uvicorn, starting, accepts them

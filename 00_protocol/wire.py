@@ -40,6 +40,7 @@ def read_frame(sock: socket.socket) -> tuple[int, bytes, bytes]:
 
 
 def read_exactly(sock: socket.socket, size: int) -> bytes:
+    """``size`` bytes from the socket, however many reads that takes."""
     data = b""
     while len(data) < size:
         chunk = sock.recv(size - len(data))
@@ -50,11 +51,13 @@ def read_exactly(sock: socket.socket, size: int) -> bytes:
 
 
 def hexdump(data: bytes, limit: int = 24) -> str:
+    """The first ``limit`` bytes in hex."""
     shown = " ".join(f"{byte:02x}" for byte in data[:limit])
     return shown + (" …" if len(data) > limit else "")
 
 
 def show(arrow: str, opcode: int, wire: bytes, payload: bytes) -> None:
+    """One frame: its kind and bytes, then its length and payload (a close frame's: its code)."""
     text = payload.decode(errors="replace")
     if opcode == 0x8:
         text = f"code {struct.unpack('!H', payload[:2])[0]}" if payload else "no code"
@@ -64,6 +67,7 @@ def show(arrow: str, opcode: int, wire: bytes, payload: bytes) -> None:
 
 
 def main() -> None:
+    """Get a token, open a WebSocket by hand, exchange one frame of each kind, and print every byte."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--url", default="http://127.0.0.1:8001", help="a chapter's server (default: chapter 1's)")
     parser.add_argument("--room", default="lobby")
@@ -82,7 +86,7 @@ def main() -> None:
         "Sec-WebSocket-Version: 13\r\n"
         "\r\n"
     )
-    sock = socket.create_connection((server.hostname, server.port), timeout=5)
+    sock = socket.create_connection((server.hostname, server.port or 80), timeout=5)
     sock.sendall(request.encode())
     for line in request.replace(token, token[:3] + "…").splitlines():
         print(f">> {line}")
@@ -98,14 +102,15 @@ def main() -> None:
     # 2. Frames: the server speaks first (the welcome, SPEC.md §6), then one frame of each kind from us.
     opcode, payload, wire = read_frame(sock)
     show("<<", opcode, wire, payload)
+    answers = {0x1: 0x1, 0x9: 0xA, 0x8: 0x8}  # what answers a text ping, a ping, a close
     for opcode, payload in [(0x1, b'{"type":"ping"}'), (0x9, b"hi"), (0x8, struct.pack("!H", 1000))]:
         sent = frame(opcode, payload)
         sock.sendall(sent)
         show(">>", opcode, sent, payload)
-        while True:  # the answer to it (a frame about something else, from someone else in the room, may come first)
+        while True:  # until its answer: a frame from someone else in the room, or a server ping, may come first
             answer_opcode, answer_payload, wire = read_frame(sock)
             show("<<", answer_opcode, wire, answer_payload)
-            if answer_opcode != 0x1 or answer_payload == b'{"type":"pong"}' or opcode != 0x1:
+            if answer_opcode == answers[opcode] and (opcode != 0x1 or answer_payload == b'{"type":"pong"}'):
                 break
     sock.close()
 

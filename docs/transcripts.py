@@ -26,6 +26,8 @@ ANY = "…"
 
 @dataclass
 class Command:
+    """One command of a transcript, and the lines it should print."""
+
     doc: Path
     line: int  # the command's line in the doc, from 1
     command: str
@@ -54,6 +56,7 @@ def commands(doc: Path) -> list[Command]:
 
 
 def matches(expected: str, actual: str) -> bool:
+    """Whether a printed line is the transcript's, ``…`` matching anything."""
     pattern = ".*".join(re.escape(part) for part in expected.split(ANY))
     return re.fullmatch(pattern, actual) is not None
 
@@ -117,5 +120,9 @@ def start(command: Command, port: int, timeout: float = 60) -> list[str]:
         stop.cancel()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout)
     return lines

@@ -31,7 +31,7 @@ from django.db import connection
 from django.urls import re_path
 
 urlpatterns: list[object] = []  # no HTTP views
-QUERY_SECONDS = 0.3  # a slow database query, standing for any blocking call
+QUERY_SECONDS = 0.5  # a slow database query, standing for any blocking call
 
 
 def save(message: str) -> None:
@@ -43,7 +43,7 @@ def save(message: str) -> None:
 
 class NoAcceptConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels has no type hints
     async def connect(self) -> None:
-        pass  # Pitfall 4: no self.accept(); daphne waits for it, then refuses the handshake
+        pass  # Pitfall 4: no self.accept(); daphne waits for it, then drops the connection
 
 
 class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]

@@ -13,7 +13,7 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 app = FastAPI()
 ROOMS: defaultdict[str, list[WebSocket]] = defaultdict(list)
-QUERY_SECONDS = 0.3  # a slow database query, standing for any blocking call
+QUERY_SECONDS = 0.5  # a slow database query, standing for any blocking call
 
 
 def save(message: str) -> None:

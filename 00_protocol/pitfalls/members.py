@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 from websockets.typing import Origin
 
 from tests.client import open_client
@@ -82,7 +83,7 @@ class Member:
         connection closed first."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                while text not in self.heard and self.ws.state.name != "CLOSED":
+                while text not in self.heard and self.ws.state is not State.CLOSED:
                     self.arrived.clear()
                     await self.arrived.wait()
         return self.heard.get(text)
@@ -91,7 +92,7 @@ class Member:
         """The first frame that matches, waiting for it at most ``timeout`` seconds; None if none came."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                while not any(map(predicate, self.frames)) and self.ws.state.name != "CLOSED":
+                while not any(map(predicate, self.frames)) and self.ws.state is not State.CLOSED:
                     self.arrived.clear()
                     await self.arrived.wait()
         return next(filter(predicate, self.frames), None)
@@ -104,19 +105,29 @@ class Member:
         self.ws.transport.pause_reading()
 
     def resume(self) -> None:
+        """Read again: first what piled up, then as it comes."""
         self.ws.transport.resume_reading()
         self.reader = asyncio.create_task(self.read())
 
     async def close_code(self, timeout: float = WAIT) -> int | None:
-        """The code the server closed this connection with (1006: without a close frame), or None if it is
-        still open after ``timeout`` seconds."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await self.ws.wait_closed()
-        if self.ws.state.name != "CLOSED":
-            return None
-        received = self.ws.protocol.close_rcvd
+        """The code the server closes this connection with (1006: it ended without a close frame), as soon as it
+        is known, or None if the connection is still open after ``timeout`` seconds. (A server may send its close
+        frame and then wait for the end of the closing handshake: the code is known then already.)"""
+        deadline = time.monotonic() + timeout
+        while (received := self.ws.protocol.close_rcvd) is None and self.ws.state is not State.CLOSED:
+            if time.monotonic() > deadline:
+                return None
+            await asyncio.sleep(0.02)  # ok-sleep: poll interval for the close frame, bounded by the deadline
         return 1006 if received is None else received.code
+
+    async def hears_or_closed(self, text: str, timeout: float = WAIT) -> tuple[bool, int | None]:
+        """Whether ``text`` arrives, or else the code the connection is closed with: the first of the two."""
+        deadline = time.monotonic() + timeout
+        while text not in self.heard:
+            if (code := await self.close_code(0)) is not None or time.monotonic() > deadline:
+                return False, code
+            await asyncio.sleep(0.02)  # ok-sleep: poll interval, bounded by the deadline
+        return True, None
 
     async def close(self) -> None:
         """Close the connection; a stalled member just drops it (it would not read the server's close frame)."""
@@ -163,3 +174,14 @@ async def upgrade(url: str, *, timeout: float = 2 * WAIT) -> str:
     finally:
         writer.close()
     return line.decode().strip() or "closed without an answer"
+
+
+class People:
+    """``await people(target, room, "alice")``: a member who is gone after the test, whatever happened."""
+
+    def __init__(self) -> None:
+        self.members: list[Member] = []
+
+    async def __call__(self, target: Target, room: str, user: str, *, origin: str | None = None) -> Member:
+        self.members.append(await join(target, room, user, origin=origin))
+        return self.members[-1]

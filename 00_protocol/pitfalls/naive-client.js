@@ -13,6 +13,7 @@ export class ReconnectingWebSocket {
     /** @type {(data: string) => void} */ this.onmessage = () => {};
     /** @type {() => void} */ this.onopen = () => {};
     /** @type {() => void} */ this.onclose = () => {};
+    /** @type {() => void} */ this.onreconnect = () => {};
     this.connect();
   }
 
@@ -25,7 +26,10 @@ export class ReconnectingWebSocket {
     this.ws.onmessage = (event) => this.onmessage(String(event.data));
     this.ws.onclose = () => {
       this.onclose();
-      setTimeout(() => this.connect(), Math.min(30_000, 1000 * 2 ** this.attempt++));
+      setTimeout(() => {
+        this.onreconnect();
+        this.connect();
+      }, Math.min(30_000, 1000 * 2 ** this.attempt++));
     };
   }
 

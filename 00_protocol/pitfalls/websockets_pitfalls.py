@@ -11,7 +11,7 @@ from collections import defaultdict
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
 ROOMS: defaultdict[str, set[ServerConnection]] = defaultdict(set)
-QUERY_SECONDS = 0.3  # a slow database query, standing for any blocking call
+QUERY_SECONDS = 0.5  # a slow database query, standing for any blocking call
 
 
 def save(message: str | bytes) -> None:
