@@ -130,12 +130,20 @@ class Member:
         return True, None
 
     async def close(self) -> None:
-        """Close the connection; a stalled member just drops it (it would not read the server's close frame)."""
-        if self.reader is None:
+        """Close the connection, unless it is closing already; a stalled member just drops it (it would not read
+        the server's close frame)."""
+        if self.ws.transport.is_closing():
+            pass  # the server closed it, or the close started: the reader ends when the connection does
+        elif self.reader is None:
             self.ws.transport.abort()
         else:
             await self.ws.close()
-            await self.reader
+        if self.reader is not None:
+            try:
+                async with asyncio.timeout(WAIT):
+                    await self.reader
+            except TimeoutError:
+                self.ws.transport.abort()
 
 
 async def join(target: Target, room: str, user: str, *, origin: str | None = None) -> Member:
