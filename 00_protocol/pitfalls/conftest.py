@@ -7,14 +7,18 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from members import People
-from pitfall_servers import PITFALLS, Servers
+from pitfall_servers import CHAPTERS, GALLERIES, NAIVE, PITFALLS, Servers
 
 
 @pytest.fixture(scope="session")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    """Every server of the pitfalls, started side by side before the first test that needs one."""
     running = Servers(tmp_path_factory.mktemp("pitfall-logs"))
-    yield running
-    running.stop()
+    try:
+        running.get(*NAIVE, *GALLERIES, *CHAPTERS)
+        yield running
+    finally:
+        running.stop()
 
 
 @pytest.fixture
