@@ -23,6 +23,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
 
 @pytest.fixture
 async def people() -> AsyncIterator[People]:
+    """The people a test lets into rooms: gone after it, whatever happened."""
     joined = People()
     yield joined
     for member in joined.members:

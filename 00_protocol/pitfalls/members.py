@@ -51,12 +51,14 @@ class Member:
         self.reader: asyncio.Task[None] | None = asyncio.create_task(self.read())
 
     async def read(self) -> None:
+        """Read every frame until the connection ends, then wake whoever waits."""
         try:
             await self.read_frames()
         finally:
             self.arrived.set()  # wakes hears(): nothing more will come
 
     async def read_frames(self) -> None:
+        """Keep every frame, and the time each text arrived; answer a chapter's pings."""
         with contextlib.suppress(ConnectionClosed):
             async for raw in self.ws:
                 frame = json.loads(raw)

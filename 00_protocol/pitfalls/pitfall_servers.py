@@ -67,6 +67,7 @@ class Servers:
         return PortProcess(impl, dict(env or {}), self.log_dir)
 
     def get(self, *names: str) -> list[ServerProcess]:
+        """These servers, running: the ones not started yet are started side by side."""
         with self.lock:
             missing = [name for name in names if name not in self.started]
             self.started.update(zip(missing, start_all([self.process(name) for name in missing]), strict=True))
@@ -78,6 +79,7 @@ class Servers:
         return Target(label, server, NAIVE[label][1] if label in NAIVE else None)
 
     def stop(self) -> None:
+        """Stop every server started."""
         stop_all(list(self.started.values()))
 
 
@@ -103,5 +105,6 @@ def start_all(processes: list[ServerProcess]) -> list[ServerProcess]:
 
 
 def stop_all(processes: list[ServerProcess]) -> None:
+    """Stop them, one after the other."""
     for process in processes:
         process.stop()

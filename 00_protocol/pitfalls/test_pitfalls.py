@@ -253,6 +253,7 @@ async def test_forgetting_accept(servers: Servers, label: str, path: str, record
 
 
 def target_is_naive(label: str) -> bool:
+    """Whether the server is a naive one (or a gallery), not a chapter."""
     return label not in CHAPTERS
 
 
@@ -425,6 +426,7 @@ class Browsers:
         self.reader = asyncio.create_task(self.read())
 
     async def read(self) -> None:
+        """Collect the events node prints, until it ends."""
         assert self.node.stdout is not None
         while line := await self.node.stdout.readline():
             self.events.append(json.loads(line))
@@ -432,6 +434,7 @@ class Browsers:
         self.changed.set()
 
     def count(self, event: str, client: int | None = None) -> int:
+        """How many ``event`` lines so far, of one client or all."""
         return sum(1 for e in self.events if e["event"] == event and client in (None, e["client"]))
 
     async def until(self, done: Callable[[], bool], timeout: float) -> bool:
@@ -445,6 +448,7 @@ class Browsers:
         return done()
 
     async def type(self) -> None:
+        """Have every client's user type a line."""
         assert self.node.stdin is not None
         self.node.stdin.write(b"type\n")
         await self.node.stdin.drain()
