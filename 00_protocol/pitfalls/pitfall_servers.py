@@ -73,9 +73,10 @@ class Servers:
             self.started.update(zip(missing, start_all([self.process(name) for name in missing]), strict=True))
             return [self.started[name] for name in names]
 
-    def target(self, label: str) -> Target:
-        """A naive server's room, or a chapter's."""
-        (server,) = self.get(label)
+    def target(self, label: str, server: ServerProcess | None = None) -> Target:
+        """A naive server's room, or a chapter's: the running one, or ``server``, another process of it."""
+        if server is None:
+            (server,) = self.get(label)
         return Target(label, server, NAIVE[label][1] if label in NAIVE else None)
 
     def stop(self) -> None:

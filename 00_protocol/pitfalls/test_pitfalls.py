@@ -21,7 +21,7 @@ from pitfall_servers import CHAPTERS, HERE, NAIVE, Servers, start_all, stop_all
 from websockets.exceptions import ConnectionClosed
 
 from tests.client import handshake_status
-from tests.harness import Server
+from tests.harness import Server, ServerProcess
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -247,14 +247,9 @@ async def test_forgetting_accept(servers: Servers, label: str, path: str, record
         assert answer == "HTTP/1.1 101 Switching Protocols"
         record[route] = (
             "101: the library completes the handshake before the handler runs; nothing to forget"
-            if target_is_naive(label)
+            if label not in CHAPTERS
             else "101 once the token, Origin and room are checked, else 403 (SPEC.md §4)"
         )
-
-
-def target_is_naive(label: str) -> bool:
-    """Whether the server is a naive one (or a gallery), not a chapter."""
-    return label not in CHAPTERS
 
 
 @pytest.mark.pitfall(5)
@@ -315,11 +310,10 @@ async def test_two_processes(servers: Servers, people: People, record: dict[str,
     try:
         start_all(processes)  # side by side: the start-up time of one
 
-        async def hears_across(label: str, first: Server, second: Server) -> bool:
-            path = NAIVE[label][1] if label in NAIVE else None
+        async def hears_across(label: str, first: ServerProcess, second: ServerProcess) -> bool:
             here = room()
-            alice = await people(Target(label, first, path), here, "alice")
-            bob = await people(Target(label, second, path), here, "bob")
+            alice = await people(servers.target(label, first), here, "alice")
+            bob = await people(servers.target(label, second), here, "bob")
             await alice.say("hello bob")
             return await bob.hears("hello bob", STALL) is not None
 
