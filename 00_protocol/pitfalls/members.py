@@ -21,6 +21,7 @@ from tests.client import open_client
 from tests.harness import Server
 
 WAIT = 5.0  # the longest any test waits for a frame it expects
+KEEPALIVE = 0.5  # seconds between a stalled member's pongs: the chapters' heartbeat interval here (SETTINGS)
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,8 @@ class Target:
 
 class Member:
     """One connection in a room. A task reads every frame as it comes (and answers a chapter's pings), unless
-    the member ``stall()``s: then nothing reads its socket, as when a phone goes into a tunnel or a tab freezes,
-    and the server's writes to it pile up, first in the kernel's buffers, then in the server."""
+    the member ``stall()``s: then nothing reads its socket, as when a tab is too busy to read or a phone goes into
+    a tunnel, and the server's writes to it pile up, first in the kernel's buffers, then in the server."""
 
     def __init__(self, ws: ClientConnection, target: Target) -> None:
         self.ws = ws
@@ -49,6 +50,7 @@ class Member:
         self.frames: list[dict[str, Any]] = []  # every frame, in order
         self.arrived = asyncio.Event()
         self.reader: asyncio.Task[None] | None = asyncio.create_task(self.read())
+        self.keepalive: asyncio.Task[None] | None = None
 
     async def read(self) -> None:
         """Read every frame until the connection ends, then wake whoever waits."""
@@ -99,15 +101,29 @@ class Member:
                     await self.arrived.wait()
         return next(filter(predicate, self.frames), None)
 
-    def stall(self) -> None:
-        """Stop reading the socket (the reader task ends; nothing answers pings any more)."""
+    def stall(self, *, silent: bool = False) -> None:
+        """Stop reading the socket (the reader task ends). A slow member still sends a pong every KEEPALIVE
+        seconds, as a busy tab's heartbeat does, so a chapter closes it as a slow consumer (4001, SPEC.md §13.4),
+        never for silence; a ``silent`` one sends nothing either, like a phone in a tunnel (4000, §11)."""
         assert self.reader is not None
         self.reader.cancel()
         self.reader = None
         self.ws.transport.pause_reading()
+        if not silent and not self.target.naive:
+            self.keepalive = asyncio.create_task(self.pong_every(KEEPALIVE))
+
+    async def pong_every(self, interval: float) -> None:
+        """Send a pong every ``interval`` seconds, until the connection ends or the member reads again."""
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await self.ws.send('{"type": "pong"}')
+                await asyncio.sleep(interval)  # ok-sleep: the heartbeat's own period, not a wait for an event
 
     def resume(self) -> None:
-        """Read again: first what piled up, then as it comes."""
+        """Read again: first what piled up, then as it comes (and answer pings as they come)."""
+        if self.keepalive is not None:
+            self.keepalive.cancel()
+            self.keepalive = None
         self.ws.transport.resume_reading()
         self.reader = asyncio.create_task(self.read())
 
@@ -134,6 +150,8 @@ class Member:
     async def close(self) -> None:
         """Close the connection, unless it is closing already; a stalled member just drops it (it would not read
         the server's close frame)."""
+        if self.keepalive is not None:
+            self.keepalive.cancel()
         if self.ws.transport.is_closing():
             pass  # the server closed it, or the close started: the reader ends when the connection does
         elif self.reader is None:

@@ -347,7 +347,7 @@ async def test_no_heartbeat(servers: Servers, people: People, record: dict[str, 
         here = room()
         ghost = await people(target, here, "ghost")
         alice = await people(target, here, "alice")
-        ghost.stall()
+        ghost.stall(silent=True)
         left = await alice.frame(lambda f: f.get("type") == "presence.leave", GONE)  # a chapter's members are told
         ghost.resume()
         return left, await ghost.close_code(0.5)
