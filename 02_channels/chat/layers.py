@@ -5,7 +5,7 @@ import collections
 from typing import Any
 
 import redis.asyncio as redis
-from channels_redis.pubsub import RedisPubSubChannelLayer
+from channels_redis.pubsub import RedisPubSubChannelLayer, RedisSingleShardConnection
 from django.conf import settings
 
 from chatcore.backend_redis import connect, reachable
@@ -29,6 +29,13 @@ class PubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]  # chan
         super().__init__(*args, **kwargs)
         self.publisher: redis.Redis | None = None
         self.changing: collections.Counter[str] = collections.Counter()  # group channels being (un)subscribed
+
+    def _get_layer(self) -> Any:
+        """The layer's state for this event loop, with shards that read under their lock (``Shard``)."""
+        layer = super()._get_layer()
+        if not all(isinstance(shard, Shard) for shard in layer._shards):  # just created: nothing connected yet
+            layer._shards = [Shard(shard.host, layer) for shard in layer._shards]
+        return layer
 
     async def new_channel(self, prefix: str = "specific.") -> str:
         """The layer's, within Redis's deadline (``chatcore.backend_redis.reachable``): its SUBSCRIBE waits for no
@@ -73,3 +80,23 @@ class PubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]  # chan
         layer = self._get_layer()
         if layer.channels.pop(channel, None) is not None:
             await layer._get_shard(channel).unsubscribe(channel)
+
+
+class Shard(RedisSingleShardConnection):  # type: ignore[misc]
+    """channels-redis's connection to one Redis, whose receive task reads under the shard's lock, as SUBSCRIBE
+    and UNSUBSCRIBE do. Without it, when Redis came back after dying, the receive task and a consumer's SUBSCRIBE
+    both reconnected the pub/sub connection at once, both read its HELLO answer, and the receive task logged
+    "readuntil() called while another coroutine is already waiting for incoming data". A subscription now waits for
+    the receive task's current poll (0.1 s at most) and goes first after it: the lock serves waiters in turn."""
+
+    def _ensure_redis(self) -> None:
+        fresh = self._redis is None
+        super()._ensure_redis()
+        if fresh:
+            get_message = self._pubsub.get_message
+
+            async def get_message_locked(**kwargs: Any) -> Any:
+                async with self._lock:
+                    return await get_message(**kwargs)
+
+            self._pubsub.get_message = get_message_locked
