@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from tests.harness import free_port
+from tests.machine import REDIS, missing_message
 
 START_TIMEOUT = 10.0
 
@@ -20,7 +21,7 @@ class RedisServer:
     def __init__(self, log_dir: Path, *, persistent: bool = False) -> None:
         executable = shutil.which("redis-server")
         if executable is None:
-            raise RuntimeError("redis-server is not installed: run `make install` (it installs the Debian package).")
+            raise RuntimeError(f"redis-server is not installed. {missing_message([REDIS])}")
         self.executable = executable
         self.port = free_port()
         self.log_path = log_dir / f"redis-{self.port}.log"

@@ -11,11 +11,11 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+from tests import machine
 from tests.conftest import MakeServer
 from tests.harness import REPO, Server, ServerProcess
 from tests.redis_server import RedisServer
 
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's, installed by `make install`; Playwright's own download fails here
 ARTIFACTS = REPO / "test-artifacts"
 WAIT = 30_000  # ms: the longest wait for anything a page shows (a reconnect after an outage takes a few s)
 PHONE = {"width": 390, "height": 740}
@@ -35,13 +35,15 @@ class Message(NamedTuple):
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        raise RuntimeError(f"{CHROMIUM} is missing: `make install` installs Debian's chromium package.")
+    try:
+        executable = machine.browser()  # CHROMIUM, or the one make install found or installed
+    except machine.BrowserNotFound as exc:
+        pytest.fail(str(exc), pytrace=False)
     args = ["--disable-gpu", "--disable-quic", "--disable-background-networking", "--disable-component-update"]
     if os.geteuid() == 0:
         args.append("--no-sandbox")  # Chromium's sandbox refuses to run as root
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        browser = playwright.chromium.launch(executable_path=executable, args=args)
         yield browser
         browser.close()
 

