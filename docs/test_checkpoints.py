@@ -26,6 +26,6 @@ def test_server_prints_what_its_readme_shows(command: Command) -> None:
     """`make run-…` prints the README's lines (`…` standing for what is the machine's: the descriptor limit)."""
     # make makes .venv again when the pins changed: not under the tests' feet (`make test` installs first)
     plan = subprocess.run(["make", "-n", "venv"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    assert "pip install" not in plan, "run `make install` first"
+    assert "pip install" not in plan, "run `make venv` first"
     problems = differences(command, start(command, free_port()))
     assert not problems, f"{command.where}: `{command.command}` printed something else:\n" + "\n".join(problems)

@@ -66,7 +66,10 @@ class Cluster(Server):
 def run(impl: Implementation, workers: int, first_port: int) -> int:
     """``make run-cluster``: a redis-server of its own and ``workers`` processes of ``impl`` on consecutive
     ports, with the caller's CHAT_* settings; until Ctrl+C, then everything is stopped."""
-    redis = RedisServer(Path(tempfile.mkdtemp(prefix="chat-cluster-")))
+    try:
+        redis = RedisServer(Path(tempfile.mkdtemp(prefix="chat-cluster-")))
+    except RuntimeError as exc:  # no redis-server: the message says how to install it
+        raise SystemExit(str(exc)) from None
     redis.start()
     env = {**os.environ, "CHAT_REDIS_URL": redis.url}
     processes: list[subprocess.Popen[bytes]] = []

@@ -33,22 +33,26 @@ def system() -> str:
     """``debian``, ``ubuntu`` (and its derivatives), ``macos``, or ``other``."""
     if sys.platform == "darwin":
         return "macos"
-    release = Path("/etc/os-release")
-    fields = (
-        dict(line.split("=", 1) for line in release.read_text().splitlines() if "=" in line) if release.exists() else {}
-    )
-    ids = {fields.get("ID", "").strip('"'), *fields.get("ID_LIKE", "").strip('"').split()}
+    try:
+        release = platform.freedesktop_os_release()
+    except OSError:
+        return "other"
+    ids = {release.get("ID", ""), *release.get("ID_LIKE", "").split()}
     return "ubuntu" if "ubuntu" in ids else "debian" if "debian" in ids else "other"
 
 
 def is_snap(path: Path) -> bool:
-    """Ubuntu's chromium is a snap (its deb only installs the snap): it does not run in containers or WSL without
-    snapd, and a snap's confinement keeps it from Playwright's profile directory. Its wrapper is a shell script."""
-    if str(path.resolve()).startswith("/snap/"):
+    """Whether ``path`` runs a snap, or can't be read. Ubuntu's chromium is a snap (its deb only installs the snap):
+    it does not run in containers or in WSL without snapd, and its confinement keeps it out of Playwright's profile
+    directory. A snap's command is a link to /usr/bin/snap in /snap/bin; Ubuntu's deb wrapper is a shell script."""
+    if path.parts[:3] == ("/", "snap", "bin") or path.resolve().name == "snap":
         return True
-    with path.open("rb") as file:
-        head = file.read(4096)
-    return head.startswith(b"#!") and b"snap" in head
+    try:
+        with path.open("rb") as file:
+            head = file.read(4096)
+    except OSError:
+        return True
+    return head.startswith(b"#!") and b"/snap/" in head
 
 
 def playwright_chromium() -> Path | None:
@@ -133,18 +137,20 @@ def install_commands(needs: list[Need], where: str) -> list[list[str]]:
 
 
 def missing_message(needs: list[Need], where: str | None = None) -> str:
-    """What is missing, and the commands that install it here (or what to look for on a system the course doesn't
-    know); a browser can also be named with CHROMIUM."""
+    """What is missing, and the commands that install it here, or what to look for on a system the course doesn't
+    know; a browser can also be named with CHROMIUM."""
     where = where or system()
-    commands = install_commands(needs, where)
-    if commands:
+    if commands := install_commands(needs, where):
         how = " && ".join(shlex.join(relative(command)) for command in commands)
     else:
-        how = "install redis-server and curl with the system's package manager, and a browser with " + shlex.join(
-            relative([*PLAYWRIGHT, "--with-deps", "chromium"])
-        )
-    named = " Or name a browser you have: CHROMIUM=/path/to/chrome make test." if BROWSER in needs else ""
-    return f"The tests need {', '.join(need.name for need in needs)}. On {platform_name(where)}: {how}.{named}"
+        known = [need.name for need in needs if need is not BROWSER]
+        ways = [f"install {' and '.join(known)} with the system's package manager"] if known else []
+        if BROWSER in needs:
+            ways.append(f"get Playwright's Chromium with {shlex.join(relative([*PLAYWRIGHT, 'chromium']))}")
+        how = ", and ".join(ways)
+    names = ", ".join(need.name for need in needs)
+    named = " Or name a browser you have: CHROMIUM=/path/to/chrome." if BROWSER in needs else ""
+    return f"Not found on this machine: {names}. On {platform_name(where)}: {how}.{named}"
 
 
 def relative(command: list[str]) -> list[str]:
@@ -158,6 +164,30 @@ def platform_name(where: str) -> str:
     return {"debian": "Debian", "ubuntu": "Ubuntu", "macos": "macOS"}.get(where, f"this system ({platform.system()})")
 
 
+def install(missing: list[Need]) -> str | None:
+    """Run the commands that install ``missing`` here; what stood in the way, if something did."""
+    commands = install_commands(missing, system())
+    if not commands:
+        return None
+    needed = {command[0] for command in commands if command[0] in ("sudo", "brew")}
+    if "sudo" in needed and shutil.which("sudo") is None:
+        return "sudo is not installed: run these commands as root"
+    if "brew" in needed and shutil.which("brew") is None:
+        commands = [command for command in commands if command[0] != "brew"]  # Playwright's needs no Homebrew
+        stood = "Homebrew is not installed (https://brew.sh)"
+    else:
+        stood = None
+    print(f"Installing what the tests need: {', '.join(need.name for need in missing)}", flush=True)
+    for command in commands:
+        print(f"  {shlex.join(relative(command))}", flush=True)
+        if "apt-get" in command:  # no questions; sudo would drop the variable from the environment
+            at = command.index("apt-get")
+            command = [*command[:at], "env", "DEBIAN_FRONTEND=noninteractive", *command[at:]]
+        if subprocess.run(command, check=False).returncode:
+            break
+    return stood
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--install", action="store_true", help="install what is missing, then check again")
@@ -169,19 +199,10 @@ def main() -> int:
             print(exc, file=sys.stderr)
             return 1
     missing = [need for need in NEEDS if not need.found()]
-    commands = install_commands(missing, system())
-    if missing and options.install and commands:
-        if commands[0][0] == "brew" and shutil.which("brew") is None:
-            print("Homebrew is not installed: see https://brew.sh, then run this again.", file=sys.stderr)
-            return 1
-        print(f"Installing what the tests need: {', '.join(need.name for need in missing)}", flush=True)
-        for command in commands:
-            print(f"  {shlex.join(relative(command))}", flush=True)
-            if subprocess.run(command, check=False, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}).returncode:
-                break
-        missing = [need for need in NEEDS if not need.found()]
+    stood = install(missing) if missing and options.install else None
+    missing = [need for need in NEEDS if not need.found()] if options.install else missing
     if missing:
-        print(missing_message(missing), file=sys.stderr)
+        print(f"{stood}. " if stood else "", missing_message(missing), sep="", file=sys.stderr)
         return 1
     print(f"The page's tests will use {browser()} (CHROMIUM=… names another).")
     return 0

@@ -21,7 +21,7 @@ class RedisServer:
     def __init__(self, log_dir: Path, *, persistent: bool = False) -> None:
         executable = shutil.which("redis-server")
         if executable is None:
-            raise RuntimeError(f"redis-server is not installed. {missing_message([REDIS])}")
+            raise RuntimeError(missing_message([REDIS]))
         self.executable = executable
         self.port = free_port()
         self.log_path = log_dir / f"redis-{self.port}.log"
