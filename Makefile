@@ -26,7 +26,7 @@ CHAPTER_websockets := 03_websockets
 CLIENT_TESTS := shared_client/tests/*.test.js
 
 help: ## Show this help
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-20s %s\n", $$1, $$2}'
 	@echo
 	@echo "  Variables: IMPL=fastapi|channels|websockets (test one implementation), PORT=9000 (run on another port),"
 	@echo "             NAME=alice ROOM=lobby (chat), N=1 (exercise), WORKERS=2 (run-cluster),"
