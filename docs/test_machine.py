@@ -93,7 +93,7 @@ def test_each_system_gets_its_own_commands() -> None:
     uses Homebrew and Playwright; elsewhere, the message says what to look for."""
     needs = machine.NEEDS
     sudo = machine.sudo()
-    playwright = [sys.executable, "-m", "playwright", "install"]
+    playwright = machine.PLAYWRIGHT
     assert machine.install_commands(needs, "debian") == [
         [*sudo, "apt-get", "update", "-qq"],
         [*sudo, "apt-get", "install", "-y", "-qq", "redis-server", "curl", "chromium"],
@@ -141,8 +141,6 @@ def test_a_named_browser_that_is_not_there_is_said_so(tmp_path: Path) -> None:
         "-x",
         "-q",
         "--impl=fastapi",
-        "-p",
-        "no:randomly",
     ]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=100)
     assert done.returncode == 1
