@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request
+from websockets.protocol import State
 
 from chatcore.limits import HEAD_TIMEOUT, LINGER, HeadCheck, refusal
 from chatcore.protocol import SLOW_CONSUMER
@@ -19,6 +22,16 @@ logger = logging.getLogger("chat")
 
 # Limits
 READ_CHUNK = 2**14  # bytes of a read that the WebSocket protocol parses at once
+
+# The ASGI extension (in the scope's "extensions") with which the app writes a text frame without waiting, if the
+# connection takes it at once: {"write": WebSocketProtocol.write_now}. Under another server, the app does without.
+WRITE_NOW = "chat.write_now"
+
+
+def find_write_now(scope: Mapping[str, Any]) -> Callable[[str], bool] | None:
+    """The connection's ``WebSocketProtocol.write_now``, from the scope; None under another ASGI server."""
+    write_now: Callable[[str], bool] | None = scope.get("extensions", {}).get(WRITE_NOW, {}).get("write")
+    return write_now
 
 
 class HttpProtocol(H11Protocol):
@@ -92,6 +105,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     """
 
     unsent_pongs = 0  # bytes of pongs written while the transport was paused (above its high-water mark)
+    flush_handle: asyncio.Handle | None = None  # write_now's frames are written by flush(), once per turn
 
     def data_received(self, data: bytes) -> None:
         # 16 KiB at a time: a 256 KiB read of 6-byte pings is 40,000 frames parsed at once, megabytes of them, and
@@ -112,6 +126,30 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     def resume_writing(self) -> None:
         super().resume_writing()
         self.unsent_pongs = 0  # the client reads
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        if self.response.status_code == 101:  # a handshake the app will see: an ASGI extension for it (WRITE_NOW)
+            self.scope["extensions"][WRITE_NOW] = {"write": self.write_now}
+
+    def write_now(self, text: str) -> bool:
+        """What ``send()`` does for a ``websocket.send`` of text, without waiting, if the connection takes the frame:
+        accepted, open, and its write buffer below the high-water mark. Otherwise the session queues it for
+        ``write_frames``, whose ``send_text()`` waits for the client to read (SPEC.md §13.4). The frames of one
+        turn of the event loop go out together, in one system call, right after it (``flush``)."""
+        if not self.handshake_complete or self.close_sent or not self.writable.is_set() or self.transport.is_closing():
+            return False
+        if self.initial_response is not None or self.conn.state is not State.OPEN:
+            return False
+        self.conn.send_text(text.encode())  # into the protocol's buffer, which every write of uvicorn's empties first
+        if self.flush_handle is None:
+            self.flush_handle = self.loop.call_soon(self.flush)
+        return True
+
+    def flush(self) -> None:
+        self.flush_handle = None
+        if not self.transport.is_closing():
+            self.transport.write(b"".join(self.conn.data_to_send()))
 
     def close_slow_consumer(self) -> None:
         """What uvicorn does for the application's ``websocket.close``, but at once, reading no more, and aborting

@@ -21,7 +21,7 @@ from chatcore.protocol import BINARY_FRAME, Close, closed_by_peer
 from chatcore.session import Hub, Session
 from chatcore.settings import Settings
 from chatcore.web import INDEX_HTML, find_client_file, grant_token, health
-from protocols import HttpProtocol, WebSocketProtocol
+from protocols import HttpProtocol, WebSocketProtocol, find_write_now
 
 IMPL = "fastapi"
 logger = logging.getLogger("chat")
@@ -73,7 +73,10 @@ def create_app(settings: Settings) -> FastAPI:
         await websocket.accept()
         session = await hub.connect(handshake)
         await session.run(
-            read_frames(websocket, session), write_frames(websocket, session), partial(send_close, websocket)
+            read_frames(websocket, session),
+            write_frames(websocket, session),
+            partial(send_close, websocket),
+            find_write_now(websocket.scope),  # uvicorn's send() without the await (protocols.py)
         )
 
     if settings.bench_endpoints:

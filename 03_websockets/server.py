@@ -98,7 +98,10 @@ async def create_server(settings: Settings, hub: Hub) -> Server:
         assert isinstance(websocket, ChatConnection)
         websocket.on_slow_consumer = partial(session.close, SLOW_CONSUMER)
         await session.run(
-            read_frames(websocket, session), write_frames(websocket, session), partial(send_close, websocket)
+            read_frames(websocket, session),
+            write_frames(websocket, session),
+            partial(send_close, websocket),
+            websocket.write_now,  # what broadcast() does, when the connection takes the frame at once
         )
 
     origins: list[Origin | None] = [None]  # no Origin: not a browser's request, so it passes (SPEC.md §4)
@@ -145,6 +148,7 @@ class ChatConnection(ServerConnection):
     """
 
     abort_timer: asyncio.TimerHandle | None = None
+    flush_handle: asyncio.Handle | None = None  # write_now's frames are written by flush(), once per turn
     on_slow_consumer: Callable[[], None] | None = None  # chat() sets it: the session's close with 4001
     unsent_pongs = 0  # bytes of pongs written while the write buffer was above write_limit
 
@@ -158,6 +162,25 @@ class ChatConnection(ServerConnection):
     def resume_writing(self) -> None:
         super().resume_writing()
         self.unsent_pongs = 0  # the client reads
+
+    def write_now(self, frame: str) -> bool:
+        """Write a text frame without waiting, as ``broadcast()`` does, if the connection takes it: open, and its
+        write buffer below ``write_limit``. Otherwise the session queues it for ``write_frames``, whose ``send()``
+        waits for the client to read (SPEC.md §13.4). The frames of one turn of the event loop go out together,
+        in one system call, right after it (``flush``)."""
+        if self.protocol.state is not State.OPEN or self.paused or self.send_in_progress or self.transport.is_closing():
+            return False
+        self.protocol.send_text(frame.encode())  # into the protocol's buffer, which any send_data() writes, in order
+        if self.flush_handle is None:
+            self.flush_handle = self.loop.call_soon(self.flush)
+        return True
+
+    def flush(self) -> None:
+        self.flush_handle = None
+        if self.protocol.state is State.OPEN:  # only frames: the library half-closes TCP with a send_data() of its own
+            self.transport.write(b"".join(self.protocol.data_to_send()))
+        else:
+            self.send_data()
 
     def close_slow_consumer(self) -> None:
         self.protocol.fail(SLOW_CONSUMER.code, SLOW_CONSUMER.reason)  # the close frame if none went yet; then

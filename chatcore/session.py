@@ -6,7 +6,9 @@ A chapter accepts the WebSocket, then::
     await session.run(read_frames(...), write_frames(...), partial(send_close, websocket))
 
 ``read_frames`` passes each text frame to ``session.receive`` and reports how the client went away;
-``write_frames`` sends whatever ``session.next_frame`` returns; ``send_close`` sends a close frame.
+``write_frames`` sends whatever ``session.next_frame`` returns; ``send_close`` sends a close frame. A chapter may
+also give ``run`` a ``write_now``: it writes a frame at once if the socket takes it without waiting, so that a
+frame for a connection with nothing queued skips the queue and the writer task (see ``Session.send``).
 Everything else (seq, ack, history, presence, limits, heartbeat, leaving) is here.
 """
 
@@ -83,15 +85,32 @@ class Session:
         self.strikes = 0
         self.last_seen = self.clock()
         self.joined = False  # the backend counts it among the room's members (Hub.connect)
+        self.write_now: Callable[[str], bool] = never  # the glue's, from run(): writes a frame at once, if it can
+        self.idle = False  # the writer waits for the outbox, with nothing queued or in hand
         self.ended: asyncio.Future[Close] = loop.create_future()  # set once: why the connection ends
         self.done: asyncio.Future[None] = loop.create_future()  # set when run() has finished, close frame sent
 
     # Outbound
 
     def send(self, frame: str, seq: int = 0) -> None:
-        """Queue a frame for the writer. A full queue means the client is not reading: close it with 4001."""
-        if self._queue((seq, frame)):
-            self.queued_seq = max(self.queued_seq, seq)
+        """Queue a frame for the writer. A full queue means the client is not reading: close it with 4001.
+
+        When nothing is queued and the frame is the next one to go (not a chat.message past a gap), it is written
+        at once, if the socket takes it without waiting: most frames never wait, and waking a writer task for each
+        one would cost more than writing it (01_fastapi/README.md, "Why frames skip the queue")."""
+        if (
+            self.idle
+            and self.outbox.empty()
+            and (not seq or seq == self.last_seq + 1)
+            and not self.ended.done()
+            and self.write_now(frame)
+        ):
+            if seq:
+                self.last_seq = seq
+                MESSAGES_DELIVERED.inc()
+        elif not self._queue((seq, frame)):
+            return
+        self.queued_seq = max(self.queued_seq, seq)
 
     def announce(self, announcement: Announcement) -> None:
         """Queue presence changes (SPEC.md §10): those about other users than this connection's."""
@@ -123,7 +142,11 @@ class Session:
                     await self.refill()  # the fan-out lost them
                     continue
             else:
-                item = await self.outbox.get()
+                self.idle = True  # send() may write to the socket meanwhile: there is nothing to overtake
+                try:
+                    item = await self.outbox.get()
+                finally:
+                    self.idle = False
             if isinstance(item, Announcement):  # the backlog is empty: its frames go next
                 self.backlog.extend((0, frame) for user, frame in item.changes if user != self.user)
                 continue
@@ -276,13 +299,18 @@ class Session:
         reader: Coroutine[Any, Any, None],
         writer: Coroutine[Any, Any, None],
         send_close: Callable[[Close], Awaitable[None]],
+        write_now: Callable[[str], bool] | None = None,
     ) -> Close:
         """Serve the connection until it ends, then leave the room and, unless the client ended it,
         send the close frame. Returns why it ended.
 
         The glue's ``reader`` runs until the client goes away and then calls ``close(closed_by_peer(code))``;
         its ``writer`` runs until cancelled (when it can no longer write, it waits: the reader says why).
+        ``write_now(frame)`` writes a frame and returns True if the socket takes it without waiting (open, its
+        write buffer below the high-water mark); otherwise it returns False, and the frame goes to the writer.
         """
+        if write_now is not None:
+            self.write_now = write_now
         closing: asyncio.Task[None] | None = None
         try:
             try:
@@ -323,6 +351,11 @@ class Session:
             if not task.cancelled() and task.exception() is not None:
                 logger.error("Connection of %r to %r failed", self.user, self.room, exc_info=task.exception())
                 self.close(INTERNAL_ERROR)
+
+
+def never(frame: str) -> bool:
+    """A ``write_now`` that never writes: every frame goes through the outbox and the writer."""
+    return False
 
 
 class Hub:
