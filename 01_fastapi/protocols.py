@@ -106,6 +106,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     unsent_pongs = 0  # bytes of pongs written while the transport was paused (above its high-water mark)
     flush_handle: asyncio.Handle | None = None  # write_now's frames are written by flush(), once per turn
+    unflushed = 0  # bytes of frames write_now() handed to the protocol since the last flush()
 
     def data_received(self, data: bytes) -> None:
         # 16 KiB at a time: a 256 KiB read of 6-byte pings is 40,000 frames parsed at once, megabytes of them, and
@@ -116,6 +117,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             super().data_received(data[start : start + READ_CHUNK])
 
     def handle_ping(self) -> None:
+        self.flush()  # uvicorn writes what write_now() buffered with the pong: that is not pongs
         buffered = self.transport.get_write_buffer_size()
         super().handle_ping()
         if not self.writable.is_set():  # paused: the client is not reading
@@ -136,18 +138,23 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         """What ``send()`` does for a ``websocket.send`` of text, without waiting, if the connection takes the frame:
         accepted, open, and its write buffer below the high-water mark. Otherwise the session queues it for
         ``write_frames``, whose ``send_text()`` waits for the client to read (SPEC.md §13.4). The frames of one
-        turn of the event loop go out together, in one system call, right after it (``flush``)."""
+        turn of the event loop go out together, in one system call, right after it (``flush``), or at once past
+        the high-water mark."""
         if not self.handshake_complete or self.close_sent or not self.writable.is_set() or self.transport.is_closing():
             return False
         if self.initial_response is not None or self.conn.state is not State.OPEN:
             return False
-        self.conn.send_text(text.encode())  # into the protocol's buffer, which every write of uvicorn's empties first
-        if self.flush_handle is None:
+        data = text.encode()
+        self.conn.send_text(data)  # into the protocol's buffer, which every write of uvicorn's empties first
+        self.unflushed += len(data)
+        if self.unflushed > self.transport.get_write_buffer_limits()[1]:
+            self.flush()  # the transport pauses if the client is behind: the next frames go to the queue
+        elif self.flush_handle is None:
             self.flush_handle = self.loop.call_soon(self.flush)
         return True
 
     def flush(self) -> None:
-        self.flush_handle = None
+        self.flush_handle, self.unflushed = None, 0
         if not self.transport.is_closing():
             self.transport.write(b"".join(self.conn.data_to_send()))
 

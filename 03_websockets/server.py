@@ -149,6 +149,7 @@ class ChatConnection(ServerConnection):
 
     abort_timer: asyncio.TimerHandle | None = None
     flush_handle: asyncio.Handle | None = None  # write_now's frames are written by flush(), once per turn
+    unflushed = 0  # bytes of frames write_now() handed to the protocol since the last flush()
     on_slow_consumer: Callable[[], None] | None = None  # chat() sets it: the session's close with 4001
     unsent_pongs = 0  # bytes of pongs written while the write buffer was above write_limit
 
@@ -167,16 +168,20 @@ class ChatConnection(ServerConnection):
         """Write a text frame without waiting, as ``broadcast()`` does, if the connection takes it: open, and its
         write buffer below ``write_limit``. Otherwise the session queues it for ``write_frames``, whose ``send()``
         waits for the client to read (SPEC.md §13.4). The frames of one turn of the event loop go out together,
-        in one system call, right after it (``flush``)."""
+        in one system call, right after it (``flush``), or at once past ``write_limit``."""
         if self.protocol.state is not State.OPEN or self.paused or self.send_in_progress or self.transport.is_closing():
             return False
-        self.protocol.send_text(frame.encode())  # into the protocol's buffer, which any send_data() writes, in order
-        if self.flush_handle is None:
+        data = frame.encode()
+        self.protocol.send_text(data)  # into the protocol's buffer, which any send_data() writes, in order
+        self.unflushed += len(data)
+        if self.unflushed > self.write_limit_high:
+            self.flush()  # the transport pauses if the client is behind: the next frames go to the queue
+        elif self.flush_handle is None:
             self.flush_handle = self.loop.call_soon(self.flush)
         return True
 
     def flush(self) -> None:
-        self.flush_handle = None
+        self.flush_handle, self.unflushed = None, 0
         if self.protocol.state is State.OPEN:  # only frames: the library half-closes TCP with a send_data() of its own
             self.transport.write(b"".join(self.protocol.data_to_send()))
         else:

@@ -32,10 +32,16 @@ async def test_a_frame_skips_the_queue_only_behind_nothing() -> None:
         await session.ended
 
     wrote = asyncio.Event()
+    took = asyncio.Event()
+    gate = asyncio.Event()  # the writer holds each frame it took until the gate is open (a socket that waits)
+    gate.set()
 
     async def writer() -> None:
         while True:
-            sent.append(await session.next_frame())
+            frame = await session.next_frame()
+            took.set()
+            await gate.wait()
+            sent.append(frame)
             wrote.set()
 
     async def until_sent(count: int) -> None:
@@ -70,6 +76,21 @@ async def test_a_frame_skips_the_queue_only_behind_nothing() -> None:
         await until_sent(5)
         assert written == ["a", "m2"]
         assert sent[1:] == ["b", "c", "m1", "z"]
+        gate.clear()
+        took.clear()
+        takes = False
+        session.send("x")  # queued: the writer takes it, and holds it (its socket waits)
+        takes = True
+        async with asyncio.timeout(1):
+            await took.wait()
+        session.send("y")  # nothing is queued, but "x" is in the writer's hands: "y" must not overtake it
+        gate.set()
+        await until_sent(7)
+        session.send("m4", seq=4)  # past a gap: it waits for m3, out of the queue
+        session.send("m3", seq=3)  # the next one, but the writer is waiting for it: through the queue
+        await until_sent(9)
+        assert written == ["a", "m2"]
+        assert sent[1:] == ["b", "c", "m1", "z", "x", "y", "m3", "m4"]
         session.close(GOING_AWAY)
         assert await running == GOING_AWAY
         assert closes == [GOING_AWAY]
