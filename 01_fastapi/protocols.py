@@ -106,7 +106,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     unsent_pongs = 0  # bytes of pongs written while the transport was paused (above its high-water mark)
     flush_handle: asyncio.Handle | None = None  # write_now's frames are written by flush(), once per turn
-    unflushed = 0  # bytes of frames write_now() handed to the protocol since the last flush()
+    unflushed = 0  # bytes of the frames write_now() handed to the protocol since the last flush() or pong
 
     def data_received(self, data: bytes) -> None:
         # 16 KiB at a time: a 256 KiB read of 6-byte pings is 40,000 frames parsed at once, megabytes of them, and
@@ -117,11 +117,12 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             super().data_received(data[start : start + READ_CHUNK])
 
     def handle_ping(self) -> None:
-        self.flush()  # uvicorn writes what write_now() buffered with the pong: that is not pongs
-        buffered = self.transport.get_write_buffer_size()
+        # uvicorn writes the pong (queued already) with the frames write_now() buffered: those are not pongs.
+        buffered = self.transport.get_write_buffer_size() + self.unflushed
         super().handle_ping()
+        self.unflushed = 0
         if not self.writable.is_set():  # paused: the client is not reading
-            self.unsent_pongs += self.transport.get_write_buffer_size() - buffered
+            self.unsent_pongs += max(0, self.transport.get_write_buffer_size() - buffered)
             if self.unsent_pongs > self.transport.get_write_buffer_limits()[1] and self.transport.is_reading():
                 self.close_slow_consumer()
 
@@ -146,7 +147,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             return False
         data = text.encode()
         self.conn.send_text(data)  # into the protocol's buffer, which every write of uvicorn's empties first
-        self.unflushed += len(data)
+        self.unflushed += len(data) + (2 if len(data) < 126 else 4 if len(data) < 65536 else 10)  # with its header
         if self.unflushed > self.transport.get_write_buffer_limits()[1]:
             self.flush()  # the transport pauses if the client is behind: the next frames go to the queue
         elif self.flush_handle is None:
