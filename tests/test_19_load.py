@@ -288,14 +288,19 @@ async def test_nothing_grows_per_connection(make_server: MakeServer, request: py
     warmed up, each server process's memory stays within 5 MB, and Redis has the pub/sub channels and keys it had."""
     server = make_server(FAST, fresh=True)
     if request.config.getoption("--stress"):
-        first, _ = await warm_up(server, lambda numbers: cycles(server, room, numbers))
+        warm, _ = await warm_up(server, lambda numbers: cycles(server, room, numbers))
     else:
-        first = 1000
-        await cycles(server, room, range(first))
-    before, redis_before = each_rss(server), await redis_usage(server)
+        warm = 1000
+        await cycles(server, room, range(warm))
     count = scale(request, 500, 10_000)
-    await cycles(server, room, range(first, first + count))
-    grown = growth(server, before)
+    # Chapter 2's memory may still take a step of a few MB (02_channels/README.md): at make stress's size, a batch
+    # that takes one is followed by another, three at most. A leak of 500 bytes a connection fails every one.
+    for first in range(warm, warm + scale(request, 1, 3) * count, count):
+        before, redis_before = each_rss(server), await redis_usage(server)
+        await cycles(server, room, range(first, first + count))
+        grown = growth(server, before)
+        if grown < 5_000_000:
+            break
     assert grown < 5_000_000, f"{grown / 1e6:.1f} MB more after {count} connections"
     assert await redis_usage(server, expected=redis_before) == redis_before
 
