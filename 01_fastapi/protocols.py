@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -16,22 +15,12 @@ from websockets.protocol import State
 
 from chatcore.limits import HEAD_TIMEOUT, LINGER, HeadCheck, refusal
 from chatcore.protocol import SLOW_CONSUMER
-from chatcore.session import CLOSE_TIMEOUT
+from chatcore.session import CLOSE_TIMEOUT, WRITE_NOW
 
 logger = logging.getLogger("chat")
 
 # Limits
 READ_CHUNK = 2**14  # bytes of a read that the WebSocket protocol parses at once
-
-# The ASGI extension (in the scope's "extensions") with which the app writes a text frame without waiting, if the
-# connection takes it at once: {"write": WebSocketProtocol.write_now}. Under another server, the app does without.
-WRITE_NOW = "chat.write_now"
-
-
-def find_write_now(scope: Mapping[str, Any]) -> Callable[[str], bool] | None:
-    """The connection's ``WebSocketProtocol.write_now``, from the scope; None under another ASGI server."""
-    write_now: Callable[[str], bool] | None = scope.get("extensions", {}).get(WRITE_NOW, {}).get("write")
-    return write_now
 
 
 class HttpProtocol(H11Protocol):

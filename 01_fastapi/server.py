@@ -18,10 +18,10 @@ from chatcore.limits import raise_descriptor_limit
 from chatcore.logs import setup_logging, shorten
 from chatcore.metrics import render
 from chatcore.protocol import BINARY_FRAME, Close, closed_by_peer
-from chatcore.session import Hub, Session
+from chatcore.session import Hub, Session, find_write_now
 from chatcore.settings import Settings
 from chatcore.web import INDEX_HTML, find_client_file, grant_token, health
-from protocols import HttpProtocol, WebSocketProtocol, find_write_now
+from protocols import HttpProtocol, WebSocketProtocol
 
 IMPL = "fastapi"
 logger = logging.getLogger("chat")

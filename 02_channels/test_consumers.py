@@ -23,7 +23,7 @@ Frame = dict[str, Any]
 
 
 def layer_with_capacity(capacity: int) -> dict[str, Any]:
-    return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": capacity}}}
+    return {"default": {"BACKEND": "chat.layers.MemoryChannelLayer", "CONFIG": {"capacity": capacity}}}
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, NoReturn
 
 from chatcore.backend import Backend, BackendUnavailable, Snapshot, create_backend
@@ -351,6 +351,18 @@ class Session:
             if not task.cancelled() and task.exception() is not None:
                 logger.error("Connection of %r to %r failed", self.user, self.room, exc_info=task.exception())
                 self.close(INTERNAL_ERROR)
+
+
+# The ASGI extension (in the scope's "extensions") with which an app writes a text frame without waiting, if the
+# connection takes it at once: {"write": write_now}. Chapter 1's uvicorn and chapter 2's daphne give it (their
+# protocols' write_now); under another ASGI server, the app does without.
+WRITE_NOW = "chat.write_now"
+
+
+def find_write_now(scope: Mapping[str, Any]) -> Callable[[str], bool] | None:
+    """The connection's ``write_now``, from an ASGI scope; None under a server without the extension."""
+    write_now: Callable[[str], bool] | None = scope.get("extensions", {}).get(WRITE_NOW, {}).get("write")
+    return write_now
 
 
 def never(frame: str) -> bool:

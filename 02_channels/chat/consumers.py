@@ -6,10 +6,10 @@ import logging
 from typing import Any
 
 import redis.exceptions as redis
-from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import InMemoryChannelLayer
 
+from chat.dispatch import LeanDispatch
 from chat.hub import get_hub
 from chat.layers import PubSubChannelLayer
 from chat.middleware import query_params
@@ -19,12 +19,12 @@ from chatcore.handshake import Refusal, check_request
 from chatcore.logs import shorten
 from chatcore.presence import Announcement
 from chatcore.protocol import BINARY_FRAME, UNAVAILABLE, Close, closed_by_peer
-from chatcore.session import Session
+from chatcore.session import Session, find_write_now
 
 logger = logging.getLogger("chat")
 
 
-class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels has no type hints
+class ChatConsumer(LeanDispatch, AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels has no type hints
     session: Session | None = None  # once accepted
     serving: asyncio.Task[Close] | None = None  # session.run(): the writer, the heartbeat, the leave
 
@@ -72,18 +72,13 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels ha
         await self.accept()
         self.session = session = await get_hub().connect(handshake, address=self.channel_name)
         self.serving = asyncio.create_task(
-            session.run(self.read_frames(session), self.write_frames(session), self.send_close)
+            session.run(
+                self.read_frames(session),
+                self.write_frames(session),
+                self.send_close,
+                find_write_now(self.scope),  # daphne's send without the await (server.py)
+            )
         )
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        """Channels' dispatch, without the ``sync_to_async`` round trip it makes before every handler to close
-        stale database connections (``aclose_old_connections``): this consumer never uses the database, and
-        that round trip, one per frame and per group message, through one shared thread, costs about half of
-        the time spent on a busy room. A consumer that uses the ORM must keep it."""
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']!r}")
-        await handler(message)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.session is None or self.session.ended.done():

@@ -36,7 +36,7 @@ if CHAT.redis_url:
 else:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "BACKEND": "chat.layers.MemoryChannelLayer",  # Channels' in-memory layer, without its scans
             "CONFIG": {
                 # A consumer's channel holds the group messages it has not dispatched yet. Past capacity, Channels
                 # drops them silently; chatcore.session refills any that go missing from history (SPEC.md §7).
