@@ -182,10 +182,26 @@ class ChatConnection(ServerConnection):
 
     def flush(self) -> None:
         self.flush_handle, self.unflushed = None, 0
-        if self.protocol.state is State.OPEN:  # only frames: the library half-closes TCP with a send_data() of its own
-            self.transport.write(b"".join(self.protocol.data_to_send()))
-        else:
-            self.send_data()
+        self.send_data()
+
+    def send_data(self) -> None:
+        """The library's, but what the protocol holds goes out in one system call, not one per frame: the library
+        runs it after every read, and a member's frames of a turn went out one by one when its client sent
+        something first (2.7 deliveries per system call in a room of 50; 16 in chapter 1)."""
+        frames: list[bytes] = []
+        for data in self.protocol.data_to_send():
+            if data:
+                frames.append(data)
+                continue
+            self.transport.write(b"".join(frames))  # then the end of the stream (an empty chunk): as the library
+            frames = []
+            if self.transport.can_write_eof():
+                with contextlib.suppress(Exception):  # the library's: write_eof() doesn't say what it raises
+                    self.transport.write_eof()
+            else:
+                self.transport.close()
+        if frames:
+            self.transport.write(b"".join(frames))
 
     def close_slow_consumer(self) -> None:
         self.protocol.fail(SLOW_CONSUMER.code, SLOW_CONSUMER.reason)  # the close frame if none went yet; then
