@@ -1,12 +1,15 @@
-"""Chapter 2's cost ledger: the naive consumer or the chapter's, on daphne or uvicorn, with or without the hop."""
+"""Chapter 2's cost ledger: the naive consumer or the chapter's, on daphne or uvicorn, with Channels' parts or not."""
 
 # The consumers' code is not changed: this launcher swaps what is around them, one layer at a time, so that the
 # benchmarks can say what each layer of the Channels stack costs per delivery (benchmarks/README.md):
 #   --server daphne|uvicorn   Channels runs on any ASGI server: the same application on either.
 #   --hop on|off              Channels' dispatch makes a sync_to_async round trip (aclose_old_connections)
-#                             before every handler; chapter 2's consumer leaves it out (chat/consumers.py), the
+#                             before every handler; chapter 2's consumer leaves it out (chat/dispatch.py), the
 #                             naive one keeps it. "on" gives the chapter Channels' dispatch back, "off" takes it
 #                             from the naive one.
+#   --channels-loop           the chapter with Channels' consumer loop back (a task per message, and the hop)
+#                             instead of chat.dispatch.LeanDispatch
+#   --channels-layer          the chapter with Channels' InMemoryChannelLayer instead of chat.layers'
 # The channel layer is chosen the usual way: in memory, or channels-redis when CHAT_REDIS_URL is set.
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ def main() -> None:
     parser.add_argument("app", choices=["naive", "chapter"])
     parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne")
     parser.add_argument("--hop", choices=["on", "off"], default="")
+    parser.add_argument("--channels-loop", action="store_true")
+    parser.add_argument("--channels-layer", action="store_true")
     args = parser.parse_args()
     sys.path.insert(0, str(CHAPTER))
     import channels.consumer
@@ -46,8 +51,15 @@ def main() -> None:
 
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
         django.setup()
+        lean = importlib.import_module("chat.dispatch").LeanDispatch
         if args.hop == "on":
-            del importlib.import_module("chat.consumers").ChatConsumer.dispatch  # Channels' own, AsyncConsumer's
+            del lean.dispatch  # Channels' own, AsyncConsumer's
+        if args.channels_loop:
+            del lean.dispatch, lean.__call__  # AsyncConsumer's: await_many_dispatch, and the hop
+        if args.channels_layer:
+            from django.conf import settings
+
+            settings.CHANNEL_LAYERS["default"]["BACKEND"] = "channels.layers.InMemoryChannelLayer"  # before first use
         if args.server == "daphne":
             importlib.import_module("server").main()  # 02_channels/server.py: the chapter's daphne, set for SPEC.md
             return

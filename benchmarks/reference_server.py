@@ -24,10 +24,13 @@ class Echo(WSListener):
 
 
 class Member(WSListener):
-    """``/ws/bench/{room}``: every text frame to every connection in the room."""
+    """``/ws/bench/{room}``: every text frame to every connection in the room. The frame is encoded once, and the
+    frames a member gets in one turn of the event loop go out in one system call right after it, as the chapters
+    write them (``Session.send``): picows' ``send()`` makes one per frame and member, and this reference carried
+    less than the chapters then."""
 
-    def __init__(self, members: set[WSTransport]) -> None:
-        self.members = members
+    def __init__(self, members: set[WSTransport], pending: dict[WSTransport, list[bytes]]) -> None:
+        self.members, self.pending = members, pending
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.members.add(transport)
@@ -35,13 +38,34 @@ class Member(WSListener):
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         if frame.msg_type == WSMsgType.TEXT:
             payload = frame.get_payload_as_bytes()
+            data = text_frame(payload)
+            if not self.pending:
+                asyncio.get_running_loop().call_soon(flush, self.pending)
             for member in self.members:
-                member.send(WSMsgType.TEXT, payload)
+                self.pending.setdefault(member, []).append(data)
         else:
             close(transport, frame)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self.members.discard(transport)
+        self.pending.pop(transport, None)
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A server's (unmasked) text frame."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 2**16:
+        return bytes((0x81, 126)) + n.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + n.to_bytes(8, "big") + payload
+
+
+def flush(pending: dict[WSTransport, list[bytes]]) -> None:
+    for member, frames in pending.items():
+        if not member.is_close_frame_sent:
+            member.underlying_transport.write(b"".join(frames))
+    pending.clear()
 
 
 def close(transport: WSTransport, frame: WSFrame) -> None:
@@ -57,13 +81,14 @@ def close(transport: WSTransport, frame: WSFrame) -> None:
 
 async def main() -> None:
     rooms: defaultdict[str, set[WSTransport]] = defaultdict(set)
+    pending: dict[WSTransport, list[bytes]] = {}  # frames to write after this turn, every room's
 
     def listener(request: WSUpgradeRequest) -> WSListener | None:
         path = request.path.decode() if isinstance(request.path, bytes) else request.path
         if path == "/ws/echo":
             return Echo()
         if match := BENCH_PATH.fullmatch(path):
-            return Member(rooms[match[1]])
+            return Member(rooms[match[1]], pending)
         return None  # picows answers 404
 
     host, port = os.environ.get("CHAT_HOST", "127.0.0.1"), int(os.environ.get("CHAT_PORT", "8009"))

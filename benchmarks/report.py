@@ -38,7 +38,9 @@ LEDGER = {
     "naive-channels/uvicorn/no-hop": "naive consumer on uvicorn, without the hop",
     "naive-channels/redis": "naive consumer, channels-redis's pub/sub layer instead of the in-memory one",
     "channels/hop": "chapter 2 with Channels' dispatch (the hop) back",
-    "channels": "chapter 2: daphne, no hop, in-memory layer",
+    "channels/channels-loop": "chapter 2 with Channels' consumer loop back (a task per message, and the hop)",
+    "channels/channels-layer": "chapter 2 with Channels' in-memory layer back (its scans, a task per member)",
+    "channels": "chapter 2: daphne, its consumer loop (no hop), its in-memory layer",
     "channels/uvicorn": "chapter 2's application on uvicorn instead of its daphne (without server.py's settings)",
     "channels/redis": "chapter 2 on Redis (one process)",
 }

@@ -147,6 +147,8 @@ LEDGER_ROWS = [
     ("naive-channels/uvicorn/no-hop", "naive"),
     ("naive-channels/redis", "naive"),
     ("channels/hop", "chat"),
+    ("channels/channels-loop", "chat"),
+    ("channels/channels-layer", "chat"),
     ("channels", "chat"),
     ("channels/uvicorn", "chat"),
     ("channels/redis", "chat"),

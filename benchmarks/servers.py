@@ -65,6 +65,12 @@ STACKS: dict[str, Stack] = {
     ),
     "naive-channels/redis": Stack((PY, "02_channels/naive.py"), "naive, Redis layer", redis=True, http=False),
     "channels/hop": Stack((*CHANNELS_STACK, "chapter", "--hop", "on"), "chapter 2 with the hop"),
+    "channels/channels-loop": Stack(
+        (*CHANNELS_STACK, "chapter", "--channels-loop"), "chapter 2 with Channels' consumer loop"
+    ),
+    "channels/channels-layer": Stack(
+        (*CHANNELS_STACK, "chapter", "--channels-layer"), "chapter 2 with Channels' in-memory layer"
+    ),
     "channels/uvicorn": Stack((*CHANNELS_STACK, "chapter", "--server", "uvicorn"), "chapter 2 on uvicorn"),
     "channels/redis": Stack(IMPLEMENTATIONS["channels"].command, "chapter 2, Redis layer", redis=True),
 }

@@ -121,6 +121,8 @@ TINY = Profile(
         "naive-channels/uvicorn/no-hop",
         "naive-channels/redis",
         "channels/hop",
+        "channels/channels-loop",
+        "channels/channels-layer",
         "channels/uvicorn",
     ],
 )
