@@ -63,9 +63,15 @@ async def dispatch_all(sources: list[Receive], dispatch: Callable[[dict[str, Any
     pumps = [asyncio.create_task(pump(source)) for source in sources]
     try:
         done, _ = await asyncio.wait(pumps, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            task.result()  # raises the handler's exception: StopConsumer, or a bug
+        error = done.pop().exception()  # the handler's: StopConsumer, or a bug (a pump only ends by raising)
     finally:
         for task in pumps:
             task.cancel()  # a receive() of the channel layer forgets the channel when cancelled
         await asyncio.wait(pumps)
+    # Raised with no reference left here to the tasks, which hold it: the exception, its traceback, this frame
+    # and a task would be a cycle, and keep the consumer and all it holds until a full garbage collection.
+    del pumps, done, task
+    try:
+        raise error  # type: ignore[misc]  # not None: the task raised
+    finally:
+        del error
