@@ -157,7 +157,7 @@ class ChatWebSocketProtocol(WebSocketProtocol):  # type: ignore[misc]  # daphne 
         ``handle_reply``, if the connection takes the frame at once: open, and Twisted's write buffer not full.
         Otherwise the session queues it for ``write_frames``, whose ``send()`` waits for the client to read
         (SPEC.md §13.4). Twisted writes the frames of one turn of the event loop together, after it."""
-        if self.state != self.STATE_OPEN or self.muted or not self.write_buffer.has_room.is_set():
+        if self.state != self.STATE_OPEN or not self.write_buffer.has_room.is_set():  # muted: never OPEN any more
             return False
         self.sendMessage(text.encode())
         return True
