@@ -556,17 +556,40 @@ def main() -> int:
                 say(title + (" (once)" if number in ("6", "7") else note))
                 key = scenario.__name__
                 for variant in servers:
+                    logs = log_sizes(work)
                     try:
                         rows = scenario(variant, profile, work, repeat)
                     except Exception as exc:  # one server's failure doesn't end the others' runs
                         say(f"  {variant}: {key} failed: {exc!r}")
                         results["errors"].append({"scenario": key, "variant": variant, "error": repr(exc)})
-                        continue
+                        rows = []
+                    for error in tracebacks(work, logs, out / "server-logs" / f"{key}-{variant}-{repeat + 1}"):
+                        say(f"  {variant}: {error}")
+                        results["errors"].append({"scenario": key, "variant": variant, "error": error})
                     results[key] += [{**row, "repeat": repeat} for row in rows]
             (out / "results.json").write_text(json.dumps(results, indent=1))  # after each round, in case
     write_report(results, out)
     say(f"Results: {out / 'results.json'}; report: {out / 'REPORT.md'}")
     return 0
+
+
+def log_sizes(work: Path) -> dict[Path, int]:
+    """The size of every server log in ``work`` (the servers, their Redis)."""
+    return {log: log.stat().st_size for log in work.glob("*.log")}
+
+
+def tracebacks(work: Path, before: dict[Path, int], keep: Path) -> list[str]:
+    """A server's traceback while a scenario ran is a bug, however good the figures: one error per log that has
+    one, whose new part is kept in ``keep`` (the working folder goes at the end of the run)."""
+    errors = []
+    for log, size in log_sizes(work).items():
+        written = log.read_bytes()[before.get(log, 0) : size].decode(errors="replace")
+        if "Traceback" in written:
+            keep.mkdir(parents=True, exist_ok=True)
+            (keep / log.name).write_text(written)
+            last = written[written.rindex("Traceback") :].strip().splitlines()[-1]
+            errors.append(f"traceback in {log.name} ({written.count('Traceback')}; kept in {keep}): {last}")
+    return errors
 
 
 if __name__ == "__main__":

@@ -11,7 +11,18 @@ from typing import Any
 
 import pytest
 
-from run import CAPACITY_ROWS, LEDGER_ROWS, Profile, capacity_rows, churn, disconnects, idle, slow_consumers
+from run import (
+    CAPACITY_ROWS,
+    LEDGER_ROWS,
+    Profile,
+    capacity_rows,
+    churn,
+    disconnects,
+    idle,
+    log_sizes,
+    slow_consumers,
+    tracebacks,
+)
 from servers import BenchServer, locust_command, server_cores
 from tests.harness import REPO
 
@@ -266,3 +277,23 @@ def test_report_from_results(tmp_path: Path) -> None:
     assert "| fastapi | 5000 | 60 → 200 | 28.7 | 25.6 | 3.0 / 4.0 | none |" in report
     for chart in ("capacity", "latency", "disconnects", "churn"):
         assert (tmp_path / f"{chart}.png").stat().st_size > 10_000, chart
+
+
+def test_a_server_traceback_is_an_error(tmp_path: Path) -> None:
+    """A traceback a server writes while a scenario runs is reported, with the part of the log it wrote kept;
+    what the log held before, and a log without one, are not."""
+    work, keep = tmp_path / "work", tmp_path / "kept"
+    work.mkdir()
+    (work / "fastapi-1.log").write_text("Traceback (most recent call last):\nOldError: before\n")
+    (work / "redis-2.log").write_text("ready\n")
+    before = log_sizes(work)
+    with (work / "fastapi-1.log").open("a") as log:
+        log.write('INFO: ok\nTraceback (most recent call last):\n  File "x.py"\nRuntimeError: readuntil()\n')
+    with (work / "redis-2.log").open("a") as log:
+        log.write("still fine\n")
+    assert tracebacks(work, before, keep) == [
+        f"traceback in fastapi-1.log (1; kept in {keep}): RuntimeError: readuntil()"
+    ]
+    assert (keep / "fastapi-1.log").read_text().startswith("INFO: ok\nTraceback")
+    assert not (keep / "redis-2.log").exists()
+    assert tracebacks(work, log_sizes(work), keep) == []

@@ -14,6 +14,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from chatcore.backend import BackendUnavailable
 from chatcore.backend_redis import channel, reachable
@@ -35,12 +37,21 @@ class RedisFanout:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self.local = LocalFanout()
-        self.pubsub = client.pubsub()
+        # redis-py's PubSub is not safe to (re)connect from two tasks, and by default it reconnects from whichever
+        # task meets an error: its connect() reads the handshake's answers, and a second reader of the connection
+        # fails ("readuntil() called while another coroutine is already waiting"; the listener died of it, and
+        # the process heard nothing more), or a second socket replaces the first and what was sent on the first
+        # is never answered. So this connection is never reopened by redis-py (no retry): the listener alone
+        # reconnects (and subscribes again), holding ``commands``, and sets ``up`` once the connection works;
+        # (un)subscriptions are sent one at a time, holding ``commands``, on a connection that is up. Before the
+        # listener starts, the first subscription connects.
+        pool = client.connection_pool
+        no_retry = {"retry": Retry(NoBackoff(), 0, supported_errors=()), "retry_on_error": []}
+        own = redis.ConnectionPool(pool.connection_class, max_connections=1, **{**pool.connection_kwargs, **no_retry})
+        self.pubsub = redis.Redis.from_pool(own).pubsub()
         self.subscribed: dict[str, asyncio.Event] = {}  # channel -> set once Redis has confirmed it
-        # One (un)subscribe at a time: redis-py's PubSub.connect() is not safe to run concurrently. Two rooms'
-        # first sessions arriving together would each open a connection, and the subscriptions sent on the one
-        # the listener doesn't read would never be confirmed, nor their messages delivered.
         self.commands = asyncio.Lock()
+        self.up = asyncio.Event()
         self.listener: asyncio.Task[None] | None = None
 
     async def subscribe(self, session: Session) -> None:
@@ -50,8 +61,10 @@ class RedisFanout:
         if confirmed is None:
             confirmed = self.subscribed[name] = asyncio.Event()
             try:
-                async with reachable(), self.commands:  # bounded, also the wait behind the others
-                    await self.pubsub.subscribe(name)
+                async with reachable():  # bounded, also the wait for the listener to reconnect, and behind others
+                    if self.listener is not None:
+                        await self.up.wait()
+                    await self.command("SUBSCRIBE", name)
             except BaseException:
                 del self.subscribed[name]  # the next session of the room tries again
                 raise
@@ -66,11 +79,22 @@ class RedisFanout:
         name = channel(session.room)
         if session.room not in self.local.rooms and self.subscribed.pop(name, None) is not None:
             try:
-                async with reachable(), self.commands:
-                    await self.pubsub.unsubscribe(name)
+                async with reachable():
+                    await self.command("UNSUBSCRIBE", name)
             except BackendUnavailable:
                 self.pubsub.channels.pop(name, None)  # or redis-py subscribes to it again when Redis is back
                 raise
+
+    async def command(self, command: str, name: str) -> None:
+        """Send (UN)SUBSCRIBE, one at a time, on a connection that is up, or raise BackendUnavailable."""
+        async with self.commands:
+            if self.listener is not None and not self.up.is_set():
+                raise BackendUnavailable("Redis pub/sub: the connection is down; the listener reconnects")
+            if command == "SUBSCRIBE":
+                await self.pubsub.subscribe(name)
+                self.up.set()  # the first one connected
+            else:
+                await self.pubsub.unsubscribe(name)
 
     async def publish(self, room: str, frame: str, *, seq: int) -> None:
         pass  # the backend's script has published it already, in seq order
@@ -84,9 +108,19 @@ class RedisFanout:
         handed = 0  # messages handed over since the writers last ran
         while True:
             try:
+                if not self.up.is_set():
+                    async with self.commands:  # reconnect and subscribe again, never beside an (un)subscription
+                        if self.pubsub.connection is not None:
+                            await self.pubsub.connection.disconnect()  # in whatever state the failure left it
+                        await self.pubsub.connect()  # type: ignore[no-untyped-call]
+                    self.up.set()
                 message = await self.pubsub.get_message(timeout=None)
-            except redis.RedisError as exc:  # Redis went away: redis-py reconnects and subscribes again
-                logger.warning("Redis pub/sub: %s; retrying in %s s", exc, RETRY_DELAY)
+            except Exception as exc:  # Redis went away, or redis-py failed: reconnect, and never stop listening
+                self.up.clear()
+                if isinstance(exc, redis.RedisError):
+                    logger.warning("Redis pub/sub: %s; retrying in %s s", exc, RETRY_DELAY)
+                else:  # a bug, here or in redis-py: the listener carries on, and says so
+                    logger.exception("Redis pub/sub: the listener failed; retrying in %s s", RETRY_DELAY)
                 await asyncio.sleep(RETRY_DELAY)
                 continue
             if message is not None:
@@ -125,3 +159,4 @@ class RedisFanout:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.listener
         await self.pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self.pubsub.connection_pool.disconnect()

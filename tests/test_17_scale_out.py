@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import os
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx2
@@ -16,7 +17,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from tests.client import TIMEOUT, Client, Frame, chat_url, open_client
 from tests.cluster import SUFFIX, Cluster
-from tests.conftest import MakeServer
+from tests.conftest import SERVERS, MakeServer
 from tests.harness import FAST, Server
 from tests.implementations import IMPLEMENTATIONS
 
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.cluster(only=True)
 
 UNAVAILABLE = (1013, "try again later")
 STALL_LIMIT = 5.0  # the longest a connection waits on a Redis that does not answer (SPEC.md §17)
+PATIENCE = 30.0  # the longest a Member tries to get a message acknowledged or received, reconnecting
 
 
 class Member:
@@ -38,6 +40,7 @@ class Member:
         self.acked: dict[str, int] = {}  # message id -> seq
         self.presence: list[Frame] = []
         self.resumed: list[bool] = []  # welcome.resumed of each reconnection
+        self.history: list[str] = []  # how each attempt and connection ended, for a failure's message
 
     async def connect(self) -> Client:
         for attempt in range(50):
@@ -45,7 +48,8 @@ class Member:
             since = self.seqs[-1] if self.seqs else (0 if self.epoch else None)
             try:
                 self.client = await open_client(server, self.room, self.user, since=since, epoch=self.epoch)
-            except (OSError, httpx2.HTTPError, ConnectionClosed, TimeoutError):  # that process is gone, or busy
+            except (OSError, httpx2.HTTPError, ConnectionClosed, TimeoutError) as exc:  # that process is gone, or busy
+                self.history.append(f"{server.name}: {exc!r}")
                 await asyncio.sleep(0.1)  # ok-sleep: a reconnect's backoff, as any client has
                 continue
             if self.epoch is not None:
@@ -67,27 +71,52 @@ class Member:
             self.presence.append(frame)
 
     async def send(self, msg_id: str, text: str) -> None:
-        """Send until acknowledged, reconnecting and resending (same id) as often as it takes."""
-        while msg_id not in self.acked:
-            client = self.client or await self.connect()
-            try:
-                await client.say(text, msg_id)
-                while msg_id not in self.acked:
-                    self.take(await client.recv(TIMEOUT))
-            except ConnectionClosed:
-                self.client = None
+        """Send until acknowledged, reconnecting and resending (same id) as often as it takes, within PATIENCE."""
+        async with self.patience(f"{msg_id} acknowledged"):
+            while msg_id not in self.acked:
+                client = self.client or await self.connect()
+                try:
+                    await client.say(text, msg_id)
+                    while msg_id not in self.acked:
+                        self.take(await client.recv(TIMEOUT))
+                except ConnectionClosed as exc:
+                    self.ended(exc)
 
     async def read_until(self, seq: int) -> None:
-        while not self.seqs or self.seqs[-1] < seq:
-            client = self.client or await self.connect()
-            try:
-                self.take(await client.recv(TIMEOUT))
-            except ConnectionClosed:
-                self.client = None
+        async with self.patience(f"seq {seq} received"):
+            while not self.seqs or self.seqs[-1] < seq:
+                client = self.client or await self.connect()
+                try:
+                    self.take(await client.recv(TIMEOUT))
+                except ConnectionClosed as exc:
+                    self.ended(exc)
+
+    def ended(self, exc: ConnectionClosed) -> None:
+        self.history.append(f"closed {exc.rcvd.code} {exc.rcvd.reason!r}" if exc.rcvd else "closed without a frame")
+        self.client = None
+
+    @contextlib.asynccontextmanager
+    async def patience(self, goal: str) -> AsyncIterator[None]:
+        """Fail with what happened, rather than at the test's timeout, if ``goal`` takes longer than PATIENCE."""
+        try:
+            async with asyncio.timeout(PATIENCE):
+                yield
+        except TimeoutError:
+            raise AssertionError(f"{self.user}: not {goal} within {PATIENCE} s: {self.history[-8:]}") from None
 
     async def close(self) -> None:
         if self.client is not None:
             await self.client.close()
+
+
+def own_cluster(
+    request: pytest.FixtureRequest, impl: str, env: dict[str, str], tmp_path: Path, **options: bool
+) -> Cluster:
+    """A cluster of this test's own, on its own Redis (which the test kills or stalls); its logs are shown if
+    the test fails, as ``make_server``'s are."""
+    cluster = Cluster(IMPLEMENTATIONS[impl.removesuffix(SUFFIX)], env, tmp_path, **options).start()
+    request.node.stash.setdefault(SERVERS, []).extend((process, process.log_size()) for process in cluster.members)
+    return cluster
 
 
 async def test_a_process_dies(make_server: MakeServer, room: str) -> None:
@@ -136,13 +165,15 @@ async def test_a_process_dies(make_server: MakeServer, room: str) -> None:
 
 
 @pytest.mark.parametrize("persistent", [True, False], ids=["redis with persistence", "redis without"])
-async def test_redis_dies(impl: str, tmp_path: Path, room: str, persistent: bool) -> None:
+async def test_redis_dies(
+    impl: str, tmp_path: Path, room: str, persistent: bool, request: pytest.FixtureRequest
+) -> None:
     """§17: Redis killed mid-chat: the servers stay up and close the connections that need it with 1013; once
     Redis is back, clients reconnect and chat again. With persistence nothing acknowledged is lost and they
     resume; without, the room has a new epoch and they are told (resumed: false)."""
     ttl = 1.0
     env = {**FAST, "CHAT_HEARTBEAT_INTERVAL": "1", "CHAT_PRESENCE_TTL": str(ttl)}
-    cluster = Cluster(IMPLEMENTATIONS[impl.removesuffix(SUFFIX)], env, tmp_path, persistent=persistent).start()
+    cluster = own_cluster(request, impl, env, tmp_path, persistent=persistent)
     try:
         alice = Member("alice", room, [cluster.members[0]])
         bob = Member("bob", room, [cluster.members[1]])
@@ -235,12 +266,12 @@ async def come_and_go(server: Server, room: str) -> None:
         await asyncio.gather(*visits, return_exceptions=True)
 
 
-async def test_redis_stalls(impl: str, tmp_path: Path, room: str) -> None:
+async def test_redis_stalls(impl: str, tmp_path: Path, room: str, request: pytest.FixtureRequest) -> None:
     """§17: Redis stops answering (a stalled process, a network partition): a connection that needs it is closed
     with 1013 after at most 5 s, even while others come and go (what they send Redis is no answer from it), and so
     is one opened meanwhile, without a welcome; once Redis answers again, clients resume, nothing acknowledged is
     lost, and a resent message is committed once."""
-    cluster = Cluster(IMPLEMENTATIONS[impl.removesuffix(SUFFIX)], FAST, tmp_path).start()
+    cluster = own_cluster(request, impl, FAST, tmp_path)
     try:
         alice = Member("alice", room, [cluster.members[0]])
         bob = Member("bob", room, [cluster.members[1]])
