@@ -580,15 +580,21 @@ def log_sizes(work: Path) -> dict[Path, int]:
 
 def tracebacks(work: Path, before: dict[Path, int], keep: Path) -> list[str]:
     """A server's traceback while a scenario ran is a bug, however good the figures: one error per log that has
-    one, whose new part is kept in ``keep`` (the working folder goes at the end of the run)."""
+    one, naming its last exception; the part of the log the scenario wrote is kept in ``keep`` (the working
+    folder goes at the end of the run)."""
     errors = []
     for log, size in log_sizes(work).items():
-        written = log.read_bytes()[before.get(log, 0) : size].decode(errors="replace")
+        if size == before.get(log, 0):
+            continue
+        with log.open("rb") as file:
+            file.seek(before.get(log, 0))
+            written = file.read(size - before.get(log, 0)).decode(errors="replace")
         if "Traceback" in written:
             keep.mkdir(parents=True, exist_ok=True)
             (keep / log.name).write_text(written)
-            last = written[written.rindex("Traceback") :].strip().splitlines()[-1]
-            errors.append(f"traceback in {log.name} ({written.count('Traceback')}; kept in {keep}): {last}")
+            lines = written[written.rindex("Traceback") :].splitlines()[1:]
+            last = next((line for line in lines if line and not line[0].isspace()), "?")
+            errors.append(f"traceback in {log.name} (kept in {keep}): {last}")
     return errors
 
 

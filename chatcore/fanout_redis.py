@@ -18,7 +18,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from chatcore.backend import BackendUnavailable
-from chatcore.backend_redis import channel, reachable
+from chatcore.backend_redis import REDIS_TIMEOUT, channel, reachable
 from chatcore.fanout import LocalFanout
 
 if TYPE_CHECKING:
@@ -41,10 +41,10 @@ class RedisFanout:
         # task meets an error: its connect() reads the handshake's answers, and a second reader of the connection
         # fails ("readuntil() called while another coroutine is already waiting"; the listener died of it, and
         # the process heard nothing more), or a second socket replaces the first and what was sent on the first
-        # is never answered. So this connection is never reopened by redis-py (no retry): the listener alone
-        # reconnects (and subscribes again), holding ``commands``, and sets ``up`` once the connection works;
-        # (un)subscriptions are sent one at a time, holding ``commands``, on a connection that is up. Before the
-        # listener starts, the first subscription connects.
+        # is never answered. So redis-py never reopens this connection by itself (no retry): the listener alone
+        # does (``listen``), holding ``commands``, and sets ``up`` once it works; (un)subscriptions are sent one at
+        # a time, holding ``commands``, on a connection that is up. Before the listener starts, the first
+        # subscription connects.
         pool = client.connection_pool
         no_retry = {"retry": Retry(NoBackoff(), 0, supported_errors=()), "retry_on_error": []}
         own = redis.ConnectionPool(pool.connection_class, max_connections=1, **{**pool.connection_kwargs, **no_retry})
@@ -86,15 +86,35 @@ class RedisFanout:
                 raise
 
     async def command(self, command: str, name: str) -> None:
-        """Send (UN)SUBSCRIBE, one at a time, on a connection that is up, or raise BackendUnavailable."""
+        """Send (UN)SUBSCRIBE, one at a time, on a connection that is up; while it is down, a SUBSCRIBE raises
+        BackendUnavailable, and an UNSUBSCRIBE is done already (the listener's reconnection leaves the channel out)."""
         async with self.commands:
-            if self.listener is not None and not self.up.is_set():
-                raise BackendUnavailable("Redis pub/sub: the connection is down; the listener reconnects")
-            if command == "SUBSCRIBE":
+            if self.listener is not None and not self.working():
+                self.pubsub.channels.pop(name, None)
+                if command == "SUBSCRIBE":
+                    raise BackendUnavailable("Redis pub/sub: the connection is down; the listener reconnects")
+            elif command == "SUBSCRIBE":
                 await self.pubsub.subscribe(name)
-                self.up.set()  # the first one connected
+                self.up.set()  # the first one opened the connection, or it was up
             else:
                 await self.pubsub.unsubscribe(name)
+
+    def working(self) -> bool:
+        """Whether the pub/sub connection is up: the listener reconnected it, and redis-py has not closed it since
+        (it does when a command fails to send)."""
+        connection = self.pubsub.connection
+        return self.up.is_set() and connection is not None and connection.is_connected
+
+    async def reconnect(self) -> None:
+        """Reopen the pub/sub connection and subscribe again to the channels of this process's rooms (redis-py
+        does, on connect), within REDIS_TIMEOUT: Redis may accept the connection and not answer."""
+        async with self.commands, asyncio.timeout(REDIS_TIMEOUT):
+            for name in [name for name in self.pubsub.channels if str(name) not in self.subscribed]:
+                del self.pubsub.channels[name]  # an UNSUBSCRIBE that Redis never confirmed
+            if self.pubsub.connection is not None:
+                await self.pubsub.connection.disconnect()  # in whatever state the failure left it
+            await self.pubsub.connect()  # type: ignore[no-untyped-call]
+            self.up.set()
 
     async def publish(self, room: str, frame: str, *, seq: int) -> None:
         pass  # the backend's script has published it already, in seq order
@@ -108,17 +128,14 @@ class RedisFanout:
         handed = 0  # messages handed over since the writers last ran
         while True:
             try:
-                if not self.up.is_set():
-                    async with self.commands:  # reconnect and subscribe again, never beside an (un)subscription
-                        if self.pubsub.connection is not None:
-                            await self.pubsub.connection.disconnect()  # in whatever state the failure left it
-                        await self.pubsub.connect()  # type: ignore[no-untyped-call]
-                    self.up.set()
+                if not self.working():
+                    await self.reconnect()
                 message = await self.pubsub.get_message(timeout=None)
             except Exception as exc:  # Redis went away, or redis-py failed: reconnect, and never stop listening
                 self.up.clear()
-                if isinstance(exc, redis.RedisError):
-                    logger.warning("Redis pub/sub: %s; retrying in %s s", exc, RETRY_DELAY)
+                if isinstance(exc, redis.RedisError | TimeoutError):
+                    why = str(exc) or f"Redis did not answer within {REDIS_TIMEOUT:g} s"
+                    logger.warning("Redis pub/sub: %s; retrying in %s s", why, RETRY_DELAY)
                 else:  # a bug, here or in redis-py: the listener carries on, and says so
                     logger.exception("Redis pub/sub: the listener failed; retrying in %s s", RETRY_DELAY)
                 await asyncio.sleep(RETRY_DELAY)
@@ -158,5 +175,6 @@ class RedisFanout:
             self.listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.listener
-        await self.pubsub.aclose()  # type: ignore[no-untyped-call]
-        await self.pubsub.connection_pool.disconnect()
+        async with self.commands:  # after any (un)subscription, which might open the connection
+            await self.pubsub.aclose()  # type: ignore[no-untyped-call]
+            await self.pubsub.connection_pool.disconnect()

@@ -35,13 +35,15 @@ class Member:
 
 
 class Heard(logging.Handler):
-    """Sets ``event`` when the ``chat`` logger writes a line containing ``text``."""
+    """Keeps what the ``chat`` logger writes; sets ``event`` at a line containing ``text``."""
 
     def __init__(self, text: str) -> None:
         super().__init__()
         self.text, self.event = text, asyncio.Event()
+        self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
         if self.text in record.getMessage():
             self.event.set()
 
@@ -64,21 +66,23 @@ async def test_a_room_subscribed_while_redis_comes_back(tmp_path: Path, pubsub_f
     client = backend_redis.connect(server.url)
     fanout = RedisFanout(client)
     try:
-        await fanout.subscribe(cast("Session", Member("before")))
+        before = Member("before")
+        await fanout.subscribe(cast("Session", before))
         server.kill()
         await asyncio.wait_for(pubsub_failures.event.wait(), 5)  # the listener has noticed
         server.start()
         assert server.process is not None
         server.process.send_signal(signal.SIGSTOP)  # accepts connections (the kernel does), answers nothing
-        member = Member("after")
-        subscribing = asyncio.create_task(fanout.subscribe(cast("Session", member)))
+        after = Member("after")
+        subscribing = asyncio.create_task(fanout.subscribe(cast("Session", after)))
         await asyncio.sleep(3 * RETRY_DELAY)  # ok-sleep: the listener's retry comes while Redis is stopped
         server.process.send_signal(signal.SIGCONT)
         await asyncio.wait_for(subscribing, 3)
-        await client.publish(channel("after"), '7 {"type":"chat.message"}')
-        await asyncio.wait_for(member.got.wait(), 3)
-        assert member.frames == [(7, '{"type":"chat.message"}')]
-        assert fanout.listener is not None and not fanout.listener.done()
+        for n, member in enumerate([after, before], start=1):  # the new room, and the one subscribed again
+            await client.publish(channel(member.room), f'{n} {{"type":"chat.message"}}')
+            await asyncio.wait_for(member.got.wait(), 3)
+            assert member.frames == [(n, '{"type":"chat.message"}')]
+        assert [r.getMessage() for r in pubsub_failures.records if r.levelno >= logging.ERROR] == []
     finally:
         await fanout.aclose()
         await client.aclose()
