@@ -175,7 +175,7 @@ class Session:
         except BackendUnavailable as exc:
             self.unavailable(exc)
             await self.stop(UNAVAILABLE)
-        if self.history_lost(snapshot):
+        if self.history_lost(snapshot, self.last_seq):  # the writer's own: it did not change meanwhile
             await self.stop(UNAVAILABLE)
         if not snapshot.resumed:
             # They have left history: this connection fell too far behind. Send nothing past the gap; the
@@ -190,6 +190,9 @@ class Session:
         nothing later revealed. A lost message is noticed in next_frame when a later one arrives; a lost last
         one only here, at the second ping after it was committed (the room's seq at one ping is checked
         against what was queued by the next)."""
+        # Messages go out while the snapshots are on their way: compare with what was sent before they were asked
+        # for, all committed by then (the room's seq can't be lower, unless the backend lost it).
+        sent = self.last_seq
         try:
             await self.hub.fanout.subscribe(self)
             room = await self.hub.backend.snapshot(self.room, None, None)
@@ -198,7 +201,7 @@ class Session:
         except BackendUnavailable as exc:
             self.unavailable(exc)
             return
-        if self.history_lost(room):
+        if self.history_lost(room, sent):
             self.close(UNAVAILABLE)
             return
         if not missed:
@@ -280,10 +283,11 @@ class Session:
         logger.warning("Closing %r in %r: %s", self.user, self.room, problem)
         self.close(UNAVAILABLE)
 
-    def history_lost(self, room: Snapshot) -> bool:
-        """Whether the backend lost the room's history (a new epoch) or its latest messages (its seq went back):
-        then the connection is closed with 1013, and its client resumes and is told so (SPEC.md §17, §9)."""
-        if room.epoch == self.epoch and room.seq >= self.last_seq:
+    def history_lost(self, room: Snapshot, sent: int) -> bool:
+        """Whether the backend lost the room's history (a new epoch) or its latest messages (its seq is below
+        ``sent``, the last seq sent before the snapshot was asked for): then the connection is closed with 1013,
+        and its client resumes and is told so (SPEC.md §17, §9)."""
+        if room.epoch == self.epoch and room.seq >= sent:
             return False
         logger.warning("Closing %r in %r: the room's history was reset (epoch %s)", self.user, self.room, room.epoch)
         return True

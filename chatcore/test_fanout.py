@@ -84,6 +84,8 @@ async def test_a_room_subscribed_while_redis_comes_back(tmp_path: Path, pubsub_f
             assert member.frames == [(n, '{"type":"chat.message"}')]
         assert [r.getMessage() for r in pubsub_failures.records if r.levelno >= logging.ERROR] == []
     finally:
-        await fanout.aclose()
-        await client.aclose()
-        server.kill()
+        try:
+            await fanout.aclose()
+            await client.aclose()
+        finally:
+            server.kill()  # also if the listener's failure comes out of aclose()

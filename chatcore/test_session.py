@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
+from chatcore.backend import Snapshot
 from chatcore.handshake import Handshake
-from chatcore.protocol import GOING_AWAY, Close
+from chatcore.protocol import GOING_AWAY, ChatMessage, Close
 from chatcore.session import Hub
 from chatcore.settings import Settings
 
@@ -96,6 +97,59 @@ async def test_a_frame_skips_the_queue_only_behind_nothing() -> None:
         assert closes == [GOING_AWAY]
         session.send("late")  # after the end: neither
         assert written == ["a", "m2"]
+    finally:
+        running.cancel()
+        await hub.shutdown()
+
+
+async def test_messages_sent_during_a_heartbeat_snapshot_are_no_reset() -> None:
+    """§17, §9: the heartbeat's snapshot of the room is on its way (to Redis, in a cluster) while later messages
+    reach the client: the room's seq it brings back is below the client's last one, and that is no lost history.
+    (Compared with the seq sent by then, healthy clients of busy rooms were closed with 1013.)"""
+    hub = Hub(Settings())
+    alice = await hub.connect(Handshake(user="alice", room="lobby", since=None, epoch=None))
+    bob = await hub.connect(Handshake(user="bob", room="lobby", since=None, epoch=None))
+    written: list[str] = []
+    wrote = asyncio.Event()
+
+    def write_now(frame: str) -> bool:
+        written.append(frame)
+        wrote.set()
+        return True
+
+    async def writer() -> None:
+        while True:
+            written.append(await alice.next_frame())
+            wrote.set()
+
+    async def until_sent(seq: int) -> None:
+        """Until alice's last chat.message is ``seq`` (and her writer waits again: it does so before we run)."""
+        async with asyncio.timeout(1):
+            while alice.last_seq < seq:
+                wrote.clear()
+                await wrote.wait()
+
+    async def reader() -> None:
+        await alice.ended
+
+    async def send_close(close: Close) -> None:
+        pass
+
+    running = asyncio.create_task(alice.run(reader(), writer(), send_close, write_now))
+    snapshot = hub.backend.snapshot
+
+    async def overtaken(room: str, since: int | None, epoch: str | None) -> Snapshot:
+        taken = await snapshot(room, since, epoch)
+        await hub.publish(bob, ChatMessage(id="b2", text="while the snapshot comes back"))  # seq 2, sent at once
+        return taken
+
+    try:
+        await hub.publish(bob, ChatMessage(id="b1", text="before"))
+        await until_sent(1)
+        hub.backend.snapshot = overtaken  # type: ignore[method-assign]
+        await alice.catch_up()
+        assert alice.last_seq == 2
+        assert not alice.ended.done(), alice.ended.result()
     finally:
         running.cancel()
         await hub.shutdown()
