@@ -78,19 +78,14 @@ class RedisFanout:
         await self.local.unsubscribe(session)
         name = channel(session.room)
         if session.room not in self.local.rooms and self.subscribed.pop(name, None) is not None:
-            try:
-                async with reachable():
-                    await self.command("UNSUBSCRIBE", name)
-            except BackendUnavailable:
-                self.pubsub.channels.pop(name, None)  # or redis-py subscribes to it again when Redis is back
-                raise
+            async with reachable():  # if it fails, the listener's next reconnection leaves the channel out
+                await self.command("UNSUBSCRIBE", name)
 
     async def command(self, command: str, name: str) -> None:
         """Send (UN)SUBSCRIBE, one at a time, on a connection that is up; while it is down, a SUBSCRIBE raises
         BackendUnavailable, and an UNSUBSCRIBE is done already (the listener's reconnection leaves the channel out)."""
         async with self.commands:
             if self.listener is not None and not self.working():
-                self.pubsub.channels.pop(name, None)
                 if command == "SUBSCRIBE":
                     raise BackendUnavailable("Redis pub/sub: the connection is down; the listener reconnects")
             elif command == "SUBSCRIBE":
@@ -110,7 +105,7 @@ class RedisFanout:
         does, on connect), within REDIS_TIMEOUT: Redis may accept the connection and not answer."""
         async with self.commands, asyncio.timeout(REDIS_TIMEOUT):
             for name in [name for name in self.pubsub.channels if str(name) not in self.subscribed]:
-                del self.pubsub.channels[name]  # an UNSUBSCRIBE that Redis never confirmed
+                del self.pubsub.channels[name]  # unsubscribed while the connection was down, or never confirmed
             if self.pubsub.connection is not None:
                 await self.pubsub.connection.disconnect()  # in whatever state the failure left it
             await self.pubsub.connect()  # type: ignore[no-untyped-call]

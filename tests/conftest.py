@@ -141,13 +141,18 @@ def make_server(impl: str, pool: ServerPool, request: pytest.FixtureRequest) -> 
             own.append(server)
         else:
             server = pool.get(impl, env, private)
-        processes = server.members if isinstance(server, Cluster) else [server]
-        request.node.stash.setdefault(SERVERS, []).extend((process, process.log_size()) for process in processes)
+        show_logs_on_failure(request, server)
         return server
 
     yield make
     for server in own:
         server.stop()
+
+
+def show_logs_on_failure(request: pytest.FixtureRequest, server: Server) -> None:
+    """If the test fails, its report shows what ``server`` (each process of a cluster) logged during the test."""
+    processes = server.members if isinstance(server, Cluster) else [server]
+    request.node.stash.setdefault(SERVERS, []).extend((process, process.log_size()) for process in processes)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from tests.client import TIMEOUT, Client, Frame, chat_url, open_client
 from tests.cluster import SUFFIX, Cluster
-from tests.conftest import SERVERS, MakeServer
+from tests.conftest import MakeServer, show_logs_on_failure
 from tests.harness import FAST, Server
 from tests.implementations import IMPLEMENTATIONS
 
@@ -117,7 +117,7 @@ def own_cluster(
     """A cluster of this test's own, on its own Redis (which the test kills or stalls); its logs are shown if
     the test fails, as ``make_server``'s are."""
     cluster = Cluster(IMPLEMENTATIONS[impl.removesuffix(SUFFIX)], env, tmp_path, **options).start()
-    request.node.stash.setdefault(SERVERS, []).extend((process, process.log_size()) for process in cluster.members)
+    show_logs_on_failure(request, cluster)
     return cluster
 
 
