@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+from dataclasses import asdict
 from functools import partial
 
 import uvicorn
@@ -13,12 +14,13 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.websockets import WebSocketState
 
 from bench import add_bench_routes
-from chatcore.handshake import Refusal, check_handshake
+from chatcore.handshake import Refusal, check_handshake, log_refusal
+from chatcore.hub import Hub
 from chatcore.limits import raise_descriptor_limit
-from chatcore.logs import setup_logging, shorten
+from chatcore.logs import setup_logging
 from chatcore.metrics import render
 from chatcore.protocol import BINARY_FRAME, Close, closed_by_peer
-from chatcore.session import Hub, Session, find_write_now
+from chatcore.session import Session, find_write_now
 from chatcore.settings import Settings
 from chatcore.web import INDEX_HTML, find_client_file, grant_token, health
 from protocols import HttpProtocol, WebSocketProtocol
@@ -44,10 +46,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def token(user: str | None = None) -> JSONResponse:
         grant = grant_token(user, settings)
         response = JSONResponse(grant.body, status_code=grant.status)
-        if grant.cookie_value is not None:
-            response.set_cookie(
-                grant.cookie_name, grant.cookie_value, max_age=grant.max_age, httponly=True, samesite="strict"
-            )
+        if grant.cookie is not None:
+            response.set_cookie(**asdict(grant.cookie))
         return response
 
     @app.get("/metrics")
@@ -67,7 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
                 port=websocket.scope["server"][1],
             )
         except Refusal as refusal:
-            logger.info("Refused /ws/chat/%s: %s", shorten(room), refusal)
+            log_refusal(websocket.url.path, refusal)
             await websocket.close()  # before accept: uvicorn answers HTTP 403
             return
         await websocket.accept()

@@ -29,9 +29,10 @@ from twisted.web import http
 from zope.interface import implementer
 
 from chat.hub import get_hub, setup_chat_logging
+from chatcore.hub import SHUTDOWN_TIMEOUT
 from chatcore.limits import HEAD_TIMEOUT, LINGER, HeadCheck, raise_descriptor_limit, refusal
 from chatcore.protocol import SLOW_CONSUMER
-from chatcore.session import CLOSE_TIMEOUT, SHUTDOWN_TIMEOUT, WRITE_NOW
+from chatcore.session import CLOSE_TIMEOUT, WRITE_NOW
 
 logger = logging.getLogger("chat")
 

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.test import override_settings
 
 from chat.hub import get_hub
-from chatcore.session import Hub
+from chatcore.hub import Hub
 from chatcore.tokens import issue_token
 from chatsite.asgi import application
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from chat.layers import PubSubChannelLayer
-from chatcore.backend_redis import redis_host
+from chatcore.redis_client import connection_options
 from tests.harness import free_port
 from tests.redis_server import RedisServer
 
@@ -130,7 +130,7 @@ async def relay(redis_server: RedisServer) -> AsyncIterator[Relay]:
 async def test_subscribing_while_redis_comes_back(relay: Relay, records: Records) -> None:
     """§17: Redis comes back while the layer's receive task reconnects and a consumer subscribes: the pub/sub
     connection is reopened once, no read is made twice at the same time, and both channels hear what is sent."""
-    layer = PubSubChannelLayer(hosts=[redis_host(f"redis://127.0.0.1:{relay.port}/0")], prefix="test-layer")
+    layer = PubSubChannelLayer(hosts=[connection_options(f"redis://127.0.0.1:{relay.port}/0")], prefix="test-layer")
     try:
         first = await layer.new_channel()  # starts the receive task: it polls the pub/sub connection
         await relay.cut()

@@ -25,12 +25,13 @@ from websockets.protocol import Event, State
 from websockets.typing import Origin
 
 from bench import bench, bench_route
-from chatcore.handshake import Handshake, Refusal, authenticate, check_request
+from chatcore.handshake import Handshake, Refusal, authenticate, check_request, log_refusal, origin_refused
+from chatcore.hub import Hub
 from chatcore.limits import HeadCheck, raise_descriptor_limit, refusal_body
-from chatcore.logs import printable, setup_logging, shorten
+from chatcore.logs import printable, setup_logging
 from chatcore.metrics import render
 from chatcore.protocol import BINARY_FRAME, SLOW_CONSUMER, Close, closed_by_peer
-from chatcore.session import CLOSE_TIMEOUT, Hub, Session
+from chatcore.session import CLOSE_TIMEOUT, Session
 from chatcore.settings import Settings
 from chatcore.web import INDEX_HTML, find_client_file, grant_token, health
 
@@ -68,7 +69,7 @@ async def create_server(settings: Settings, hub: Hub) -> Server:
             user = authenticate(settings, query, parse_cookies(request.headers))
             handshakes[websocket] = check_request(user=user, room=room, query=query)
         except Refusal as refusal:
-            logger.info("Refused %s%s: %s", CHAT_PATH, shorten(room), refusal)
+            log_refusal(url.path, refusal)
             return forbidden()
         return None  # the library goes on with the handshake, checking Origin against `origins`
 
@@ -84,8 +85,7 @@ async def create_server(settings: Settings, hub: Hub) -> Server:
             return response
         if isinstance(websocket.protocol.handshake_exc, InvalidOrigin):
             # The library refused the Origin and says so in the body. SPEC.md §4: the reason goes to the log.
-            where, problem = urlsplit(request.path).path, str(websocket.protocol.handshake_exc)
-            logger.info("Refused %s: %s; set CHAT_ALLOWED_ORIGINS to allow it.", shorten(where), shorten(problem))
+            log_refusal(urlsplit(request.path).path, origin_refused(request.headers.get("Origin", "")))
             response = forbidden()
         access_log.info('%s:%s - "%s %s" %d', host, port, method, path, response.status_code)
         return response
@@ -301,9 +301,8 @@ async def http_response(method: str, path: str, query: Mapping[str, str], settin
         case "/api/token":
             grant = grant_token(query.get("user"), settings)
             response = json_response(HTTPStatus(grant.status), grant.body)
-            if grant.cookie_value is not None:
-                cookie = f"{grant.cookie_name}={grant.cookie_value}; Max-Age={grant.max_age}; Path=/"
-                response.headers["Set-Cookie"] = f"{cookie}; HttpOnly; SameSite=Strict"
+            if grant.cookie is not None:
+                response.headers["Set-Cookie"] = grant.cookie.header()
             return response
         case "/metrics":
             body, content_type = render()

@@ -16,8 +16,9 @@ from websockets.asyncio.server import Server
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin
 
+from chatcore.hub import Hub
 from chatcore.metrics import DISCONNECTS
-from chatcore.session import CLOSE_TIMEOUT, Hub
+from chatcore.session import CLOSE_TIMEOUT
 from chatcore.settings import Settings
 from chatcore.tokens import issue_token
 from server import create_server, shutdown

@@ -1,7 +1,7 @@
 """Room state behind one small interface: seq, history, idempotency and presence (SPEC.md §7-§10).
 
-``create_backend`` picks the implementation from the settings, the way encode/broadcaster picks one
-from a URL. The in-memory backend is the default; a Redis one can sit beside it with the same methods.
+``create_backend`` picks the implementation, and the fan-out that goes with it, from CHAT_REDIS_URL, the way
+encode/broadcaster picks one from a URL. In memory is the default; the Redis one has the same methods.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
+from urllib.parse import urlsplit
 
+from chatcore.fanout import Fanout, LocalFanout
 from chatcore.protocol import message_frame
-from chatcore.settings import Settings
+from chatcore.settings import REDIS_SCHEMES, Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,15 +183,22 @@ class MemoryBackend:
         pass
 
 
-def create_backend(settings: Settings) -> Backend:
-    """The in-memory backend, or the Redis one when CHAT_REDIS_URL is set."""
-    if not settings.redis_url:
-        return MemoryBackend(settings.history_size, room_ttl=settings.room_ttl, max_rooms=settings.max_rooms)
-    from chatcore.backend_redis import RedisBackend, connect
+def create_backend(settings: Settings, fanout: Fanout | None = None) -> tuple[Backend, Fanout]:
+    """The room state and the fan-out that goes with it, picked by CHAT_REDIS_URL's scheme: none (the default), all
+    in this process; redis://, rediss:// or unix://, Redis, shared by every process (redis-py is imported only
+    then). ``fanout`` replaces the backend's own (chapter 2 fans out through its channel layer)."""
+    scheme = urlsplit(settings.redis_url).scheme
+    if not scheme:
+        backend = MemoryBackend(settings.history_size, room_ttl=settings.room_ttl, max_rooms=settings.max_rooms)
+        return backend, LocalFanout() if fanout is None else fanout
+    if scheme in REDIS_SCHEMES:
+        from chatcore.backend_redis import RedisBackend
+        from chatcore.fanout_redis import RedisFanout
+        from chatcore.redis_client import connect
 
-    return RedisBackend(
-        connect(settings.redis_url),
-        history_size=settings.history_size,
-        presence_ttl=settings.presence_ttl,
-        room_ttl=settings.room_ttl,
-    )
+        client = connect(settings.redis_url)
+        redis_backend = RedisBackend(
+            client, history_size=settings.history_size, presence_ttl=settings.presence_ttl, room_ttl=settings.room_ttl
+        )
+        return redis_backend, RedisFanout(client) if fanout is None else fanout
+    raise ValueError(f"CHAT_REDIS_URL: no backend for {scheme}:// (Settings.from_env lets only {REDIS_SCHEMES} by)")

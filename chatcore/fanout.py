@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Protocol
 from chatcore.presence import Announcement, Batcher
 
 if TYPE_CHECKING:
-    from chatcore.backend import Backend
     from chatcore.session import Session
 
 
@@ -66,13 +65,3 @@ class LocalFanout:
 
     async def aclose(self) -> None:
         pass
-
-
-def create_fanout(backend: Backend) -> Fanout:
-    """Redis pub/sub with the Redis backend; otherwise every connection is in this process."""
-    from chatcore.backend_redis import RedisBackend
-    from chatcore.fanout_redis import RedisFanout
-
-    if isinstance(backend, RedisBackend):
-        return RedisFanout(backend.client)
-    return LocalFanout()

@@ -18,8 +18,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from chatcore.backend import BackendUnavailable
-from chatcore.backend_redis import REDIS_TIMEOUT, channel, reachable
 from chatcore.fanout import LocalFanout
+from chatcore.redis_client import REDIS_TIMEOUT, channel, errors_as_unavailable, room_of
 
 if TYPE_CHECKING:
     from chatcore.session import Session
@@ -61,7 +61,8 @@ class RedisFanout:
         if confirmed is None:
             confirmed = self.subscribed[name] = asyncio.Event()
             try:
-                async with reachable():  # bounded, also the wait for the listener to reconnect, and behind others
+                # Bounded, also the wait for the listener to reconnect, and behind others.
+                async with errors_as_unavailable():
                     if self.listener is not None:
                         await self.up.wait()
                     await self.command("SUBSCRIBE", name)
@@ -71,14 +72,14 @@ class RedisFanout:
             if self.listener is None:
                 self.listener = asyncio.create_task(self.listen(), name="redis-fanout")
         # Subscribed before the hub takes its snapshot: no message falls between the two (SPEC.md §9).
-        async with reachable():
+        async with errors_as_unavailable():
             await confirmed.wait()
 
     async def unsubscribe(self, session: Session) -> None:
         await self.local.unsubscribe(session)
         name = channel(session.room)
         if session.room not in self.local.rooms and self.subscribed.pop(name, None) is not None:
-            async with reachable():  # if it fails, the listener's next reconnection leaves the channel out
+            async with errors_as_unavailable():  # if it fails, the listener's next reconnection leaves the channel out
                 await self.command("UNSUBSCRIBE", name)
 
     async def command(self, command: str, name: str) -> None:
@@ -115,7 +116,7 @@ class RedisFanout:
         pass  # the backend's script has published it already, in seq order
 
     async def announce(self, room: str, user: str, frame: str, topic: str = "presence") -> None:
-        async with reachable():
+        async with errors_as_unavailable():
             await self.client.publish(channel(room), f"0 {topic} {user} {frame}")
 
     async def listen(self) -> None:
@@ -157,7 +158,7 @@ class RedisFanout:
                 event.set()
         elif message["type"] == "message":
             seq, frame = str(message["data"]).split(" ", 1)
-            room = name[name.index("{") + 1 : name.rindex("}")]
+            room = room_of(name)
             if seq != "0":
                 for session in self.local.rooms.get(room, ()):
                     session.send(frame, int(seq))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -12,9 +13,16 @@ from chatcore.tokens import verify_token
 
 COOKIE_NAME = "chat_token"
 
+logger = logging.getLogger("chat")
+
 
 class Refusal(Exception):
     """The handshake is refused with HTTP 403. The message is for the server log, never for the client."""
+
+
+def log_refusal(path: str, refusal: Refusal | str) -> None:
+    """The server log's line for a refused handshake: what was asked for, and why (SPEC.md §4)."""
+    logger.info("Refused %s: %s", shorten(path), refusal)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +51,11 @@ def check_handshake(
 def check_origin(settings: Settings, origin: str | None, port: int) -> None:
     """A browser's page may connect only from an allowed origin; a request without Origin is not a browser's."""
     if origin is not None and origin not in settings.origins_for(port):
-        raise Refusal(f"Origin {shorten(origin)!r} is not allowed; set CHAT_ALLOWED_ORIGINS to allow it.")
+        raise Refusal(origin_refused(origin))
+
+
+def origin_refused(origin: str) -> str:
+    return f"Origin {shorten(origin)!r} is not allowed; set CHAT_ALLOWED_ORIGINS to allow it."
 
 
 def authenticate(settings: Settings, query: Mapping[str, str], cookies: Mapping[str, str]) -> str:

@@ -1,15 +1,14 @@
-"""Connections and rooms of one process: what each chapter's glue calls (SPEC.md §6-§14).
+"""One client connection, from the welcome to the close: what each chapter's glue hands its socket to (SPEC.md §6-§14).
 
-A chapter accepts the WebSocket, then::
+The hub (chatcore/hub.py) makes a session when the handshake is accepted; the chapter then calls::
 
-    session = await hub.connect(handshake)
     await session.run(read_frames(...), write_frames(...), partial(send_close, websocket))
 
 ``read_frames`` passes each text frame to ``session.receive`` and reports how the client went away;
 ``write_frames`` sends whatever ``session.next_frame`` returns; ``send_close`` sends a close frame. A chapter may
 also give ``run`` a ``write_now``: it writes a frame at once if the socket takes it without waiting, so that a
 frame for a connection with nothing queued skips the queue and the writer task (see ``Session.send``).
-Everything else (seq, ack, history, presence, limits, heartbeat, leaving) is here.
+Everything else (seq, ack, history, presence, limits, heartbeat, leaving) is here and in the hub.
 """
 
 from __future__ import annotations
@@ -19,15 +18,12 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
-from chatcore.backend import Backend, BackendUnavailable, Snapshot, create_backend
-from chatcore.fanout import Fanout, create_fanout
-from chatcore.handshake import Handshake
-from chatcore.metrics import CONNECTIONS, DISCONNECTS, FANOUT_GAPS, MESSAGES_DELIVERED, MESSAGES_RECEIVED
+from chatcore.backend import BackendUnavailable, Snapshot
+from chatcore.metrics import FANOUT_GAPS, MESSAGES_DELIVERED
 from chatcore.presence import Announcement
 from chatcore.protocol import (
-    GOING_AWAY,
     HEARTBEAT_TIMEOUT,
     INTERNAL_ERROR,
     PING_FRAME,
@@ -40,15 +36,15 @@ from chatcore.protocol import (
     Ping,
     Pong,
     ProtocolError,
-    ack_frame,
     closed_by_peer,
     error_frame,
     parse_client_frame,
-    presence_frame,
     welcome_frame,
 )
 from chatcore.ratelimit import TokenBucket
-from chatcore.settings import Settings
+
+if TYPE_CHECKING:
+    from chatcore.hub import Hub
 
 logger = logging.getLogger("chat")
 
@@ -57,7 +53,14 @@ RATE_LIMIT_STRIKES = 50  # consecutive rate-limited frames before close 1008
 # Timeouts
 REORDER_WAIT = 0.05  # how long a gap in a connection's messages may wait for them before they are refilled
 CLOSE_TIMEOUT = 5.0  # how long a server-side close may wait for the socket to accept the close frame
-SHUTDOWN_TIMEOUT = 2.0  # how long shutdown waits for every connection to be closed with 1001
+
+
+class Ended(Exception):
+    """Raised by ``next_frame`` when the writer must send nothing more: the connection is closing for ``close``."""
+
+    def __init__(self, close: Close) -> None:
+        super().__init__(close.reason)
+        self.close = close
 
 
 class Session:
@@ -84,11 +87,31 @@ class Session:
         self.bucket = TokenBucket(settings.rate_limit, settings.rate_burst, self.clock)
         self.strikes = 0
         self.last_seen = self.clock()
-        self.joined = False  # the backend counts it among the room's members (Hub.connect)
         self.write_now: Callable[[str], bool] = never  # the glue's, from run(): writes a frame at once, if it can
         self.idle = False  # the writer waits for the outbox, with nothing queued or in hand
         self.ended: asyncio.Future[Close] = loop.create_future()  # set once: why the connection ends
         self.done: asyncio.Future[None] = loop.create_future()  # set when run() has finished, close frame sent
+
+    def welcome(self, members: list[str], snapshot: Snapshot) -> None:
+        """Queue the welcome and the replay (SPEC.md §6, §9): from ``snapshot`` on, this connection follows its room.
+
+        Live messages up to the snapshot's seq were either replayed or predate the welcome; a fan-out may have
+        queued some already (the hub subscribes first)."""
+        welcome = welcome_frame(
+            user=self.user,
+            room=self.room,
+            members=members,
+            seq=snapshot.seq,
+            epoch=snapshot.epoch,
+            resumed=snapshot.resumed,
+            heartbeat=self.settings.heartbeat_interval,
+        )
+        self.backlog.append((0, welcome))
+        self.backlog.extend((message.seq, message.frame) for message in snapshot.messages)
+        self.epoch = snapshot.epoch
+        self.last_seq = snapshot.messages[0].seq - 1 if snapshot.messages else snapshot.seq
+        self.queued_seq = max(self.queued_seq, snapshot.seq)
+        self.room_seq = snapshot.seq
 
     # Outbound
 
@@ -127,7 +150,8 @@ class Session:
         return True
 
     async def next_frame(self) -> str:
-        """The next frame to write to the socket, in protocol order: each chat.message once, without a gap."""
+        """The next frame to write to the socket, in protocol order: each chat.message once, without a gap. Raises
+        ``Ended`` when nothing more may be sent (a gap that history can't fill): the writer lets it end it."""
         while True:
             item: tuple[int, str] | Announcement
             if self.backlog:
@@ -174,13 +198,13 @@ class Session:
             snapshot = await self.hub.backend.snapshot(self.room, self.last_seq, self.epoch)
         except BackendUnavailable as exc:
             self.unavailable(exc)
-            await self.stop(UNAVAILABLE)
+            raise self.stop(UNAVAILABLE) from None
         if self.history_lost(snapshot, self.last_seq):  # the writer's own: it did not change meanwhile
-            await self.stop(UNAVAILABLE)
+            raise self.stop(UNAVAILABLE)
         if not snapshot.resumed:
             # They have left history: this connection fell too far behind. Send nothing past the gap; the
             # client resumes with since= and is told (resumed: false) that it may have missed some (§13.4).
-            await self.stop(SLOW_CONSUMER)
+            raise self.stop(SLOW_CONSUMER)
         self.backlog.extendleft((message.seq, message.frame) for message in reversed(snapshot.messages))
         self.ahead.clear()  # all among the refilled: they were committed before the snapshot
         self.queued_seq = max(self.queued_seq, snapshot.seq)
@@ -292,11 +316,10 @@ class Session:
         logger.warning("Closing %r in %r: the room's history was reset (epoch %s)", self.user, self.room, room.epoch)
         return True
 
-    async def stop(self, close: Close) -> NoReturn:
-        """``close``, for the writer: it sends nothing more, and waits until run() cancels it."""
+    def stop(self, close: Close) -> Ended:
+        """``close``, for the writer: ``raise self.stop(close)`` ends ``next_frame``, which sends nothing more."""
         self.close(close)
-        await asyncio.get_running_loop().create_future()
-        raise AssertionError("not reached")
+        return Ended(close)
 
     async def run(
         self,
@@ -352,8 +375,9 @@ class Session:
             # propagate (gather would raise a child's instead, which anyio's cancel scopes don't recognise).
             await asyncio.wait(tasks)
         for task in tasks:
-            if not task.cancelled() and task.exception() is not None:
-                logger.error("Connection of %r to %r failed", self.user, self.room, exc_info=task.exception())
+            error = None if task.cancelled() else task.exception()
+            if error is not None and not isinstance(error, Ended):
+                logger.error("Connection of %r to %r failed", self.user, self.room, exc_info=error)
                 self.close(INTERNAL_ERROR)
 
 
@@ -372,125 +396,3 @@ def find_write_now(scope: Mapping[str, Any]) -> Callable[[str], bool] | None:
 def never(frame: str) -> bool:
     """A ``write_now`` that never writes: every frame goes through the outbox and the writer."""
     return False
-
-
-class Hub:
-    """Every connection of this process: connect, publish and fan out, disconnect, shut down."""
-
-    def __init__(self, settings: Settings, backend: Backend | None = None, fanout: Fanout | None = None) -> None:
-        self.settings = settings
-        self.backend = backend if backend is not None else create_backend(settings)
-        self.fanout = fanout if fanout is not None else create_fanout(self.backend)
-        self.sessions: set[Session] = set()
-        self.shutting_down = False
-        self.sweeper: asyncio.Task[None] | None = None
-
-    async def connect(self, handshake: Handshake, address: str = "") -> Session:
-        """Join the room: queue the welcome and the replay, tell the others if this user just arrived. If the
-        backend is unavailable, the session returned is closed already (1013), without a welcome."""
-        session = Session(self, handshake.user, handshake.room, address)
-        if self.sweeper is None:
-            self.sweeper = asyncio.create_task(self.sweep(), name="sweeper")
-        self.sessions.add(session)
-        CONNECTIONS.inc()
-        try:
-            await self.fanout.subscribe(session)  # subscribe first: miss nothing meanwhile
-            # Join before the snapshot: a room counted as occupied is not forgotten (new epoch) in between.
-            presence = await self.backend.join(handshake.room, handshake.user)
-            session.joined = True
-            snapshot = await self.backend.snapshot(handshake.room, handshake.since, handshake.epoch)
-        except BackendUnavailable as exc:
-            logger.warning("Closing %r in %r at once: %s", session.user, session.room, exc)
-            session.close(UNAVAILABLE)
-            return session
-        except BaseException:
-            await self.disconnect(session)
-            raise
-        welcome = welcome_frame(
-            user=handshake.user,
-            room=handshake.room,
-            members=presence.members,
-            seq=snapshot.seq,
-            epoch=snapshot.epoch,
-            resumed=snapshot.resumed,
-            heartbeat=self.settings.heartbeat_interval,
-        )
-        session.backlog.append((0, welcome))
-        session.backlog.extend((message.seq, message.frame) for message in snapshot.messages)
-        session.epoch = snapshot.epoch
-        # Live messages up to the snapshot's seq were either replayed or predate the welcome.
-        session.last_seq = snapshot.messages[0].seq - 1 if snapshot.messages else snapshot.seq
-        session.queued_seq = max(session.queued_seq, snapshot.seq)  # a fan-out may have queued some already
-        session.room_seq = snapshot.seq
-        if self.shutting_down:
-            session.close(GOING_AWAY)
-        if presence.changed:
-            frame = presence_frame("join", user=handshake.user, count=len(presence.members))
-            try:
-                await self.fanout.announce(handshake.room, handshake.user, frame)
-            except BackendUnavailable as exc:
-                session.unavailable(exc)
-            except BaseException:
-                await self.disconnect(session)
-                raise
-        return session
-
-    async def publish(self, session: Session, message: ChatMessage) -> None:
-        """Commit a message, send it to every member of the room (sender included), acknowledge it."""
-        MESSAGES_RECEIVED.inc()
-        published = await self.backend.publish(session.room, session.user, message.id, message.text)
-        if published.message is not None:
-            await self.fanout.publish(session.room, published.message.frame, seq=published.seq)
-        session.send(ack_frame(id=message.id, seq=published.seq))
-
-    async def disconnect(self, session: Session) -> None:
-        """Leave the room; tell the others if that was the user's last connection."""
-        session.close(closed_by_peer(None))  # no-op if the reason is already known
-        if session not in self.sessions:
-            return  # already done
-        self.sessions.discard(session)
-        try:
-            if session.joined:  # first: the backend forgets this connection even if Redis is down
-                presence = await self.backend.leave(session.room, session.user)
-                if presence.changed:
-                    frame = presence_frame("leave", user=session.user, count=len(presence.members))
-                    await self.fanout.announce(session.room, session.user, frame)
-        except BackendUnavailable as exc:
-            # The backend's presence entry expires by itself, and a sweep announces the leave (SPEC.md §10).
-            logger.warning("Leave of %r in %r not announced: %s", session.user, session.room, exc)
-        finally:
-            try:
-                await self.fanout.unsubscribe(session)
-            except BackendUnavailable as exc:
-                logger.warning("Unsubscribing %r from %r: %s", session.user, session.room, exc)
-            finally:
-                CONNECTIONS.dec()
-                DISCONNECTS.labels(session.ended.result().label).inc()
-
-    async def sweep(self) -> None:
-        """For ever, every third of CHAT_PRESENCE_TTL (or CHAT_ROOM_TTL): renew this process's presence in the
-        backend, announce the leaves of users whose process died (SPEC.md §10), forget idle rooms (§9)."""
-        while True:
-            await asyncio.sleep(min(self.settings.presence_ttl, self.settings.room_ttl) / 3)
-            try:
-                for gone in await self.backend.sweep():
-                    frame = presence_frame("leave", user=gone.user, count=len(gone.members))
-                    await self.fanout.announce(gone.room, gone.user, frame)
-            except BackendUnavailable as exc:
-                logger.warning("Presence not renewed: %s", exc)
-            except Exception:  # a bug: log it, and keep renewing, or every member here would expire
-                logger.exception("Presence sweep failed")
-
-    async def shutdown(self) -> None:
-        """Close every connection with 1001, wait (bounded) until each close frame has gone out, then close
-        the fan-out and the backend."""
-        self.shutting_down = True
-        sessions = list(self.sessions)
-        for session in sessions:
-            session.close(GOING_AWAY)
-        if sessions:
-            await asyncio.wait([session.done for session in sessions], timeout=SHUTDOWN_TIMEOUT)
-        if self.sweeper is not None:
-            self.sweeper.cancel()
-        await self.fanout.aclose()
-        await self.backend.aclose()

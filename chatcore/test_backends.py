@@ -12,10 +12,11 @@ import orjson
 import pytest
 import redis.asyncio as redis
 
-from chatcore import backend_redis
+from chatcore import redis_client
 from chatcore.backend import Backend, BackendUnavailable, MemoryBackend, PresenceChange, Published
-from chatcore.backend_redis import RedisBackend, hearing, keys, reachable
+from chatcore.backend_redis import RedisBackend
 from chatcore.protocol import message_frame
+from chatcore.redis_client import errors_as_unavailable, hearing, keys
 from tests.redis_server import RedisServer
 
 HISTORY = 3
@@ -220,7 +221,7 @@ async def test_redis_keys_expire(client: redis.Redis) -> None:
 @pytest.fixture
 async def pooled(redis_server: RedisServer) -> AsyncIterator[redis.Redis]:
     """A client on chatcore's pool, whose connections tell ``hearing`` what they read."""
-    client = backend_redis.connect(redis_server.url)
+    client = redis_client.connect(redis_server.url)
     yield client
     await client.aclose()
 
@@ -247,17 +248,17 @@ async def test_a_call_fails_when_redis_is_silent(pooled: redis.Redis) -> None:
     """A call fails once Redis has said nothing for ``within`` seconds while it waited (SPEC.md §17); not once it has
     waited that long, while Redis answers others: a process busy with a burst reads its answers late."""
     with pytest.raises(BackendUnavailable, match=r"^Redis did not answer within 0.5 s$"):
-        async with asyncio.timeout(1), reachable(within=0.5):
+        async with asyncio.timeout(1), errors_as_unavailable(within=0.5):
             await pooled.blpop(["nothing"], timeout=1.5)  # Redis answers this one after 1.5 s
-    async with answering(pooled), asyncio.timeout(2.5), reachable(within=0.5):
+    async with answering(pooled), asyncio.timeout(2.5), errors_as_unavailable(within=0.5):
         assert await pooled.blpop(["nothing"], timeout=1.5) is None
 
 
 async def test_a_call_waits_for_redis_patience_at_most(pooled: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
     """While Redis answers others, a call waits REDIS_PATIENCE at most (60 s; 1 s here)."""
-    monkeypatch.setattr(backend_redis, "REDIS_PATIENCE", 1.0)
+    monkeypatch.setattr(redis_client, "REDIS_PATIENCE", 1.0)
     with pytest.raises(BackendUnavailable, match=r"^Redis did not answer within 1 s \(it answered others\)$"):
-        async with answering(pooled), asyncio.timeout(2), reachable(within=0.5):
+        async with answering(pooled), asyncio.timeout(2), errors_as_unavailable(within=0.5):
             await pooled.blpop(["nothing"], timeout=3)
 
 
@@ -268,9 +269,9 @@ async def test_only_what_redis_says_counts(pooled: redis.Redis) -> None:
     await pubsub.subscribe("a")  # connects (and hears the connection's set-up)
     assert (await pubsub.get_message(timeout=1) or {}).get("type") == "subscribe"
     before = hearing.last
-    async with reachable():
+    async with errors_as_unavailable():
         pass
-    async with reachable():
+    async with errors_as_unavailable():
         await pubsub.subscribe("b")  # sent; its confirmation not read yet
     assert hearing.last == before
     assert (await pubsub.get_message(timeout=1) or {}).get("type") == "subscribe"

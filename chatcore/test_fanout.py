@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, cast
 
 import pytest
 
-from chatcore import backend_redis
-from chatcore.backend_redis import channel
+from chatcore import redis_client
 from chatcore.fanout_redis import RETRY_DELAY, RedisFanout
+from chatcore.redis_client import channel
 from tests.redis_server import RedisServer
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ async def test_a_room_subscribed_while_redis_comes_back(tmp_path: Path, pubsub_f
     waiting", and the process heard nothing more: every later session closed with 1013.)"""
     server = RedisServer(tmp_path)
     server.start()
-    client = backend_redis.connect(server.url)
+    client = redis_client.connect(server.url)
     fanout = RedisFanout(client)
     try:
         before = Member("before")

@@ -8,8 +8,8 @@ import asyncio
 
 from chatcore.backend import Snapshot
 from chatcore.handshake import Handshake
+from chatcore.hub import Hub
 from chatcore.protocol import GOING_AWAY, ChatMessage, Close
-from chatcore.session import Hub
 from chatcore.settings import Settings
 
 

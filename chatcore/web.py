@@ -15,14 +15,30 @@ INDEX_HTML = CLIENT_DIR / "index.html"
 
 
 @dataclass(frozen=True, slots=True)
+class Cookie:
+    """The token's cookie (SPEC.md §2.3), with the names of the arguments of Starlette's and Django's
+    ``set_cookie``: ``response.set_cookie(**asdict(cookie))``. Sent back on the page's own requests only, and
+    hidden from its scripts."""
+
+    key: str
+    value: str
+    max_age: int
+    path: str = "/"
+    httponly: bool = True
+    samesite: str = "Strict"
+
+    def header(self) -> str:
+        """The ``Set-Cookie`` header's value, for a server that has no ``set_cookie``."""
+        return f"{self.key}={self.value}; Max-Age={self.max_age}; Path={self.path}; HttpOnly; SameSite={self.samesite}"
+
+
+@dataclass(frozen=True, slots=True)
 class TokenGrant:
     """``GET /api/token``: the JSON body, and the cookie to set when the user name was valid."""
 
     status: int
     body: dict[str, object]
-    cookie_name: str = COOKIE_NAME
-    cookie_value: str | None = None
-    max_age: int = 0
+    cookie: Cookie | None = None
 
 
 def grant_token(user: str | None, settings: Settings) -> TokenGrant:
@@ -31,7 +47,7 @@ def grant_token(user: str | None, settings: Settings) -> TokenGrant:
         return TokenGrant(400, {"error": "invalid_user", "detail": detail})
     token = issue_token(user, settings)
     body: dict[str, object] = {"user": user, "token": token, "expires_in": settings.token_ttl}
-    return TokenGrant(200, body, cookie_value=token, max_age=settings.token_ttl)
+    return TokenGrant(200, body, Cookie(COOKIE_NAME, token, max_age=settings.token_ttl))
 
 
 def find_client_file(name: str) -> Path | None:

@@ -14,11 +14,11 @@ from chat.hub import get_hub
 from chat.layers import PubSubChannelLayer
 from chat.middleware import query_params
 from chatcore.backend import BackendUnavailable
-from chatcore.backend_redis import reachable
-from chatcore.handshake import Refusal, check_request
+from chatcore.handshake import Refusal, check_request, log_refusal
 from chatcore.logs import shorten
 from chatcore.presence import Announcement
 from chatcore.protocol import BINARY_FRAME, UNAVAILABLE, Close, closed_by_peer
+from chatcore.redis_client import errors_as_unavailable
 from chatcore.session import Session, find_write_now
 
 logger = logging.getLogger("chat")
@@ -56,7 +56,7 @@ class ChatConsumer(LeanDispatch, AsyncWebsocketConsumer):  # type: ignore[misc] 
             layer.channels.pop(name, None)
         elif isinstance(layer, PubSubChannelLayer):
             try:
-                async with reachable():
+                async with errors_as_unavailable():
                     await layer.delete_channel(name)
             except BackendUnavailable as exc:
                 logger.warning("Channel %s not unsubscribed: %s", name, exc)
@@ -66,7 +66,7 @@ class ChatConsumer(LeanDispatch, AsyncWebsocketConsumer):  # type: ignore[misc] 
         try:
             handshake = check_request(user=self.scope["chat_user"], room=room, query=query_params(self.scope))
         except Refusal as refusal:
-            logger.info("Refused /ws/chat/%s: %s", shorten(room), refusal)
+            log_refusal(self.scope["path"], refusal)
             await self.close()  # before accept: daphne answers HTTP 403
             return
         await self.accept()

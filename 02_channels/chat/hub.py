@@ -10,10 +10,11 @@ from django.conf import settings
 
 from chat.layers import PubSubChannelLayer
 from chatcore.backend import BackendUnavailable
-from chatcore.backend_redis import REDIS_TIMEOUT, reachable
+from chatcore.hub import Hub
 from chatcore.logs import setup_logging
 from chatcore.presence import Announcement, Batcher
-from chatcore.session import Hub, Session
+from chatcore.redis_client import REDIS_TIMEOUT, errors_as_unavailable
+from chatcore.session import Session
 
 logger = logging.getLogger("chat")
 
@@ -41,15 +42,15 @@ class GroupFanout:
         # channels-redis raises redis-py's errors when Redis is down. No deadline: a SUBSCRIBE waits for no answer,
         # but it may wait its turn behind the layer's lock for seconds, after each connection's own subscription,
         # when a crowd arrives at once (chat/layers.py); the hub's next call to Redis has the deadline.
-        async with reachable(within=None):
+        async with errors_as_unavailable(within=None):
             await self.layer.group_add(group_name(session.room), session.address)  # also renews the membership
 
     async def unsubscribe(self, session: Session) -> None:
-        async with reachable(self.within):
+        async with errors_as_unavailable(self.within):
             await self.layer.group_discard(group_name(session.room), session.address)
 
     async def publish(self, room: str, frame: str, *, seq: int) -> None:
-        async with reachable(self.within):
+        async with errors_as_unavailable(self.within):
             await self.layer.group_send(group_name(room), {"type": "chat.frame", "frame": frame, "seq": seq})
 
     async def announce(self, room: str, user: str, frame: str, topic: str = "presence") -> None:
@@ -64,7 +65,7 @@ class GroupFanout:
 
     async def send_group(self, room: str, event: dict[str, object]) -> None:
         try:
-            async with reachable(self.within):
+            async with errors_as_unavailable(self.within):
                 await self.layer.group_send(group_name(room), event)
         except BackendUnavailable as exc:
             logger.warning("Presence in %r not announced: %s", room, exc)
@@ -97,4 +98,4 @@ def get_hub() -> Hub:
     layer = get_channel_layer()
     if layer is None:
         raise RuntimeError('The chat needs a channel layer: set CHANNEL_LAYERS["default"] in the settings.')
-    return Hub(settings.CHAT, fanout=GroupFanout(layer))
+    return Hub(settings.CHAT, GroupFanout(layer))

@@ -13,7 +13,7 @@ from channels.layers import InMemoryChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisSingleShardConnection
 from django.conf import settings
 
-from chatcore.backend_redis import connect, reachable
+from chatcore.redis_client import connect, errors_as_unavailable
 
 
 class MemoryChannelLayer(InMemoryChannelLayer):  # type: ignore[misc]
@@ -66,7 +66,7 @@ class PubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]  # chan
     than 5 s for their turn, and were closed with 1013 while Redis was fine. Two of those calls need no lock:
 
     - ``group_send`` is a ``PUBLISH``, which needs neither the lock nor the layer's pub/sub connection: here it goes
-      on chatcore's pool of connections (50, a command waits for a free one: ``chatcore.backend_redis.connect``),
+      on chatcore's pool of connections (50, a command waits for a free one: ``chatcore.redis_client.connect``),
       concurrently. Messages sent together may reach Redis crossed, as two processes' do anyway: chatcore's
       sessions put them back in order (SPEC.md §7).
     - ``group_add`` to a group this process is subscribed to already only has to add the channel to the group's
@@ -86,9 +86,9 @@ class PubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]  # chan
         return layer
 
     async def new_channel(self, prefix: str = "specific.") -> str:
-        """The layer's, within Redis's deadline (``chatcore.backend_redis.reachable``): its SUBSCRIBE waits for no
-        answer, but it waits behind the layer's lock, and for a reconnection, which does."""
-        async with reachable():
+        """The layer's, within Redis's deadline (``chatcore.redis_client.errors_as_unavailable``): its SUBSCRIBE
+        waits for no answer, but it waits behind the layer's lock, and for a reconnection, which does."""
+        async with errors_as_unavailable():
             channel: str = await self._get_layer().new_channel(prefix)
         return channel
 

@@ -8,8 +8,7 @@ from channels.middleware import BaseMiddleware
 from channels.security import websocket as security
 from django.conf import settings
 
-from chatcore.handshake import Refusal, authenticate
-from chatcore.logs import shorten
+from chatcore.handshake import Refusal, authenticate, log_refusal, origin_refused
 from chatcore.settings import Settings
 
 logger = logging.getLogger("chat")
@@ -22,11 +21,16 @@ class OriginValidator(security.OriginValidator):  # type: ignore[misc]  # Channe
     """Channels' Origin check, with SPEC.md §4's rule for a request without Origin: it passes (no browser sent it;
     non-browser clients can send any Origin they like, so refusing them would protect nothing)."""
 
+    path = ""  # the request's: Channels' __call__ runs valid_origin without awaiting anything before
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
+        self.path = scope["path"]
+        return await super().__call__(scope, receive, send)
+
     def valid_origin(self, parsed_origin: ParseResult | None) -> bool:
         if parsed_origin is None or super().valid_origin(parsed_origin):
             return True
-        origin = shorten(parsed_origin.geturl())
-        logger.info("Refused: Origin %r is not allowed; set CHAT_ALLOWED_ORIGINS to allow it.", origin)
+        log_refusal(self.path, origin_refused(parsed_origin.geturl()))
         return False
 
 
@@ -54,7 +58,7 @@ class TokenAuthMiddleware(BaseMiddleware):  # type: ignore[misc]
         try:
             user = authenticate(settings.CHAT, query_params(scope), scope["cookies"])
         except Refusal as refusal:
-            logger.info("Refused %s: %s", shorten(scope["path"]), refusal)
+            log_refusal(scope["path"], refusal)
             return await security.WebsocketDenier.as_asgi()(scope, receive, send)
         return await super().__call__(dict(scope, chat_user=user), receive, send)
 

@@ -1,6 +1,7 @@
 """The HTTP side of the protocol as Django views: the page and its files, tokens, health, metrics (SPEC.md §2)."""
 
 import mimetypes
+from dataclasses import asdict
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -35,10 +36,8 @@ async def healthz(request: HttpRequest) -> JsonResponse:
 async def token(request: HttpRequest) -> JsonResponse:
     grant = grant_token(request.GET.get("user"), settings.CHAT)
     response = JsonResponse(grant.body, status=grant.status)
-    if grant.cookie_value is not None:
-        response.set_cookie(
-            grant.cookie_name, grant.cookie_value, max_age=grant.max_age, httponly=True, samesite="Strict"
-        )
+    if grant.cookie is not None:
+        response.set_cookie(**asdict(grant.cookie))
     return response
 
 

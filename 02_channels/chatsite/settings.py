@@ -1,6 +1,6 @@
 """Chapter 2's Django settings: read from the same CHAT_* variables as every chapter (SPEC.md §16)."""
 
-from chatcore.backend_redis import redis_host
+from chatcore.redis_client import connection_options
 from chatcore.settings import Settings
 
 CHAT = Settings.load(default_port=8002)  # a bad CHAT_* value stops here with one line
@@ -25,12 +25,12 @@ TIME_ZONE = "UTC"
 if CHAT.redis_url:
     # Several processes: channels-redis's pub/sub layer. A group_send is one PUBLISH, and each process hands the
     # event to its own consumers, as chapters 1 and 3 do with chatcore.fanout_redis. Pub/sub delivers at most
-    # once; chatcore.session refills what goes missing from history (SPEC.md §7). No read timeout (redis_host):
+    # once; chatcore.session refills what goes missing from history (SPEC.md §7). No read timeout (connection_options):
     # redis-py 8's default 5 s would cut the layer's idle pub/sub connection.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "chat.layers.PubSubChannelLayer",  # channels-redis's, publishing concurrently
-            "CONFIG": {"hosts": [redis_host(CHAT.redis_url)], "prefix": "chat-layer"},
+            "CONFIG": {"hosts": [connection_options(CHAT.redis_url)], "prefix": "chat-layer"},
         },
     }
 else:
