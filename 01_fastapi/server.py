@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 from dataclasses import asdict
 from functools import partial
 
@@ -23,7 +22,7 @@ from chatcore.protocol import BINARY_FRAME, Close, closed_by_peer
 from chatcore.session import Session, find_write_now
 from chatcore.settings import Settings
 from chatcore.web import INDEX_HTML, find_client_file, grant_token, health
-from protocols import HttpProtocol, WebSocketProtocol
+from uvicorn_fixes import ChatServer, ClientFaultsWithoutTraceback, HttpProtocol, WebSocketProtocol
 
 IMPL = "fastapi"
 logger = logging.getLogger("chat")
@@ -76,7 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
             read_frames(websocket, session),
             write_frames(websocket, session),
             partial(send_close, websocket),
-            find_write_now(websocket.scope),  # uvicorn's send() without the await (protocols.py)
+            find_write_now(websocket.scope),  # uvicorn's send() without the await (uvicorn_fixes.py)
         )
 
     if settings.bench_endpoints:
@@ -118,30 +117,6 @@ async def send_close(websocket: WebSocket, close: Close) -> None:
             await websocket.close(close.code, close.reason)
 
 
-class ChatServer(uvicorn.Server):
-    """uvicorn that closes chat connections with 1001 (SPEC.md §14) before its own shutdown sends 1012."""
-
-    def __init__(self, config: uvicorn.Config, hub: Hub) -> None:
-        super().__init__(config)
-        self.hub = hub
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        for server in self.servers:
-            server.close()  # stop accepting first
-        await self.hub.shutdown()
-        await super().shutdown(sockets)
-
-
-class ClientFaultsWithoutTraceback(logging.Filter):
-    """uvicorn logs a client's invalid UTF-8 with a traceback; it is the client's fault: one line is enough."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.getMessage() == "Invalid UTF-8 sequence received from client.":
-            record.exc_info = None
-            record.levelno, record.levelname = logging.INFO, "INFO"
-        return True
-
-
 def main() -> None:
     settings = Settings.load(default_port=8001)
     app = create_app(settings)
@@ -149,8 +124,8 @@ def main() -> None:
         app,
         host=settings.host,
         port=settings.port,
-        http=HttpProtocol,  # with limits and a deadline on request heads (protocols.py)
-        ws=WebSocketProtocol,  # uvicorn's "websockets-sansio", with backpressure on pongs (protocols.py)
+        http=HttpProtocol,  # with limits and a deadline on request heads (uvicorn_fixes.py)
+        ws=WebSocketProtocol,  # uvicorn's "websockets-sansio", with backpressure on pongs (uvicorn_fixes.py)
         ws_per_message_deflate=False,
         loop="asyncio",  # asyncio's own event loop, as in the other chapters ("auto" would take uvloop if installed)
         log_level=settings.log_level,

@@ -8,7 +8,8 @@ An excerpt is a caption naming a file and a line range, followed by a fenced cod
     ```
 
 The path in the caption is relative to the repository's root; the link, relative to the Markdown file.
-A generated block sits between ``<!-- begin: NAME -->`` and ``<!-- end: NAME -->``; GENERATORS make them.
+A generated block sits between ``<!-- begin: NAME -->`` and ``<!-- end: NAME -->``; GENERATORS make them
+(docs/autobahn/tables.py those of docs/autobahn.md, from the saved results of its runs).
 
 ``python docs/snippets.py`` lists every stale excerpt and block (exit 1 if any). ``--fix`` rewrites them: a
 block is regenerated, and an excerpt whose code moved is pointed at its new lines; an excerpt whose code
@@ -25,6 +26,8 @@ import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from docs.autobahn.tables import BLOCKS as AUTOBAHN_BLOCKS
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIP_DIRS = {"venv", "node_modules", "test-artifacts", "results"}  # and every folder whose name starts with "."
@@ -161,7 +164,7 @@ def code_lines(lines: list[str]) -> Iterator[str]:
             yield line
 
 
-GENERATORS: dict[str, Callable[[], list[str]]] = {"glue-lines": glue_lines}
+GENERATORS: dict[str, Callable[[], list[str]]] = {"glue-lines": glue_lines, **AUTOBAHN_BLOCKS}
 
 
 def blocks(doc: Path) -> Iterator[tuple[str, int, int]]:
@@ -195,22 +198,26 @@ def check() -> list[str]:
 
 def fix() -> list[str]:
     """Fix what can be fixed; return what can't."""
+    return [problem for doc in documents() for problem in fix_doc(doc)]
+
+
+def fix_doc(doc: Path) -> list[str]:
+    """Fix one document's excerpts and blocks as far as possible; return what can't be fixed."""
     left = []
-    for doc in documents():
-        lines = doc.read_text().split("\n")
-        for excerpt in excerpts(doc):
-            if excerpt.problem() is None:
-                continue
-            found = excerpt.relocate()
-            if found is None:
-                left.append(f"{excerpt.where}: {excerpt.problem()}; edit the excerpt by hand")
-                continue
-            lines[excerpt.line] = caption(doc, excerpt.path, *found)
-        for name, first, end in reversed(list(blocks(doc))):
-            lines[first:end] = GENERATORS[name]()
-        text = "\n".join(lines)
-        if text != doc.read_text():
-            doc.write_text(text)
+    lines = doc.read_text().split("\n")
+    for excerpt in excerpts(doc):
+        if excerpt.problem() is None:
+            continue
+        found = excerpt.relocate()
+        if found is None:
+            left.append(f"{excerpt.where}: {excerpt.problem()}; edit the excerpt by hand")
+            continue
+        lines[excerpt.line] = caption(doc, excerpt.path, *found)
+    for name, first, end in reversed(list(blocks(doc))):
+        lines[first:end] = GENERATORS[name]()
+    text = "\n".join(lines)
+    if text != doc.read_text():
+        doc.write_text(text)
     return left
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from docs.autobahn.tables import BLOCKS as AUTOBAHN_BLOCKS
+from docs.autobahn.tables import explain, load
 from docs.snippets import GENERATORS, ROOT, Excerpt, blocks, documents, excerpts, outside_code
 
 EXCERPTS = [excerpt for doc in documents() for excerpt in excerpts(doc)]
@@ -52,6 +54,14 @@ def test_generated_blocks_are_current() -> None:
             found += 1
             assert lines[first:end] == GENERATORS[name](), f"{doc.relative_to(ROOT)}: {name} is stale; run `make docs`"
     assert found, "no generated block found"
+
+
+def test_autobahn_page_explains_every_result() -> None:
+    """Every Autobahn case that is not OK falls under a cause, and docs/autobahn.md has every cause's block."""
+    _, unexplained = explain(load())
+    assert not unexplained, f"add a cause to docs/autobahn/tables.py for {[case['id'] for _, _, case in unexplained]}"
+    missing = set(AUTOBAHN_BLOCKS) - {name for name, _, _ in blocks(ROOT / "docs" / "autobahn.md")}
+    assert not missing, f"docs/autobahn.md has no block {sorted(missing)}"
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)

@@ -1,18 +1,22 @@
-"""uvicorn's connections, with what SPEC.md needs and uvicorn lacks: limits and a deadline on request heads, and
-backpressure on the pongs it answers pings with."""
+"""What SPEC.md needs and uvicorn lacks, each in a subclass of uvicorn's own: limits and a deadline on request heads,
+backpressure on the pongs it answers pings with, a write without waiting (``write_now``), 1001 on shutdown, and a
+client's invalid UTF-8 logged without a traceback. server.py passes them to uvicorn; nothing else refers to them."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from http import HTTPStatus
 from typing import Any
 
+import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
 from websockets.protocol import State
 
+from chatcore.hub import Hub
 from chatcore.limits import HEAD_TIMEOUT, LINGER, HeadCheck, refusal
 from chatcore.protocol import SLOW_CONSUMER
 from chatcore.session import CLOSE_TIMEOUT, WRITE_NOW
@@ -37,11 +41,13 @@ class HttpProtocol(H11Protocol):
     refused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Start the head's deadline: uvicorn waits for ever (tests/test_04_handshake.py::test_slow_head_is_closed)."""
         super().connection_made(transport)  # type: ignore[arg-type]
         self.head = HeadCheck()
         self.deadline = self.loop.call_later(HEAD_TIMEOUT, self.too_slow)
 
     def data_received(self, data: bytes) -> None:
+        """Check the head first: uvicorn never sends websockets' 414 (test_04_handshake.py::test_oversized_head)."""
         if self.refused:
             return  # the rest of a refused head: dropped
         if not self.head.done:
@@ -56,11 +62,13 @@ class HttpProtocol(H11Protocol):
         super().data_received(data)
 
     def on_response_complete(self) -> None:
+        """The next head on a kept-alive connection gets the same check (no test sends two requests on one yet)."""
         super().on_response_complete()
         self.head, self.deadline = HeadCheck(), None  # the next request on this connection: uvicorn's keep-alive
         # timeout covers the wait for its first byte
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """uvicorn's, and the head's deadline cancelled: a closed connection keeps no timer."""
         if self.deadline is not None:
             self.deadline.cancel()
         super().connection_lost(exc)
@@ -98,6 +106,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     unflushed = 0  # bytes of the frames write_now() handed to the protocol since the last flush() or pong
 
     def data_received(self, data: bytes) -> None:
+        """Parse a read 16 KiB at a time: uvicorn parses it whole (tests/test_19_load.py::test_ping_flood)."""
         # 16 KiB at a time: a 256 KiB read of 6-byte pings is 40,000 frames parsed at once, megabytes of them, and
         # a flood of them is noticed (handle_ping) only after each read is done.
         for start in range(0, len(data), READ_CHUNK):
@@ -106,6 +115,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             super().data_received(data[start : start + READ_CHUNK])
 
     def handle_ping(self) -> None:
+        """Count pongs buffered while the client reads nothing: no limit in uvicorn (test_19_load::test_ping_flood)."""
         # uvicorn writes the pong (queued already) with the frames write_now() buffered: those are not pongs.
         buffered = self.transport.get_write_buffer_size() + self.unflushed
         super().handle_ping()
@@ -116,10 +126,12 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
                 self.close_slow_consumer()
 
     def resume_writing(self) -> None:
+        """The client reads again: its pongs no longer pile up (test_19_load.py::test_ping_flood)."""
         super().resume_writing()
         self.unsent_pongs = 0  # the client reads
 
     def handle_connect(self, event: Request) -> None:
+        """Give the app ``write_now`` as an ASGI extension: uvicorn's ``send()`` always awaits (a speed-up, no test)."""
         super().handle_connect(event)
         if self.response.status_code == 101:  # a handshake the app will see: an ASGI extension for it (WRITE_NOW)
             self.scope["extensions"][WRITE_NOW] = {"write": self.write_now}
@@ -163,3 +175,29 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         if self.close_timer is not None:
             self.close_timer.cancel()
         self.close_timer = self.loop.call_later(CLOSE_TIMEOUT, self.transport.abort)
+
+
+class ChatServer(uvicorn.Server):
+    """uvicorn that closes chat connections with 1001 (SPEC.md §14) before its own shutdown sends 1012."""
+
+    def __init__(self, config: uvicorn.Config, hub: Hub) -> None:
+        super().__init__(config)
+        self.hub = hub
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """1001 first: uvicorn closes WebSockets with 1012 (tests/test_14_shutdown.py::test_shutdown_closes_1001)."""
+        for server in self.servers:
+            server.close()  # stop accepting first
+        await self.hub.shutdown()
+        await super().shutdown(sockets)
+
+
+class ClientFaultsWithoutTraceback(logging.Filter):
+    """uvicorn logs a client's invalid UTF-8 with a traceback; it is the client's fault: one line is enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """One line, not a traceback (tests/test_15_robustness.py::test_invalid_utf8_closes_1007)."""
+        if record.exc_info and record.getMessage() == "Invalid UTF-8 sequence received from client.":
+            record.exc_info = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
