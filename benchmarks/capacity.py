@@ -13,7 +13,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -22,6 +22,7 @@ import uvloop
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from histogram import Histogram
+from rows import PhaseResult, jsonable
 
 # Every message's text: "<sender> <counter> <intended send time, monotonic ns> ", padded to TEXT_BYTES. The
 # sender is a member's number in the whole run; counter 0 is the roll call, which is not counted.
@@ -70,41 +71,39 @@ class Phase:
     def missing(self) -> int:
         return self.expected - self.delivered - self.reordered
 
-    def to_json(self) -> dict[str, Any]:
+    def result(self) -> PhaseResult:
         deliveries_per_s = self.window_deliveries / self.seconds if self.seconds else 0.0
         load = self.generator_cpu / self.seconds if self.seconds else 0.0
         cpu = self.server_cpu
         server_load = cpu / self.seconds / self.server_cores if cpu is not None and self.seconds else None
-        return {
-            "mode": self.mode,
-            "offered_per_s": self.offered_per_s,
-            "sent": self.sent,
-            "window_sent": self.window_sent,
-            "delivered": self.delivered,
-            "expected": self.expected,
-            "missing": self.missing,
-            "repeated": self.repeated,
-            "reordered": self.reordered,
-            "complete": self.expected > 0 and self.missing == 0 and self.repeated == 0 and self.reordered == 0,
-            "window": list(self.window),
-            "seconds": self.seconds,
-            "deliveries_per_s": deliveries_per_s,
-            "generator_cpu": load,  # share of one core
-            "server_load": server_load,  # share of the server's cores
-            "generator_bound": load > GENERATOR_BOUND and (server_load is None or server_load < SERVER_BUSY),
-            "server_cpu_seconds": self.server_cpu,
-            "server_us_per_delivery": (
+        return PhaseResult(
+            mode=self.mode,
+            offered_per_s=self.offered_per_s,
+            sent=self.sent,
+            window_sent=self.window_sent,
+            delivered=self.delivered,
+            expected=self.expected,
+            missing=self.missing,
+            repeated=self.repeated,
+            reordered=self.reordered,
+            complete=self.expected > 0 and self.missing == 0 and self.repeated == 0 and self.reordered == 0,
+            window=list(self.window),
+            seconds=self.seconds,
+            deliveries_per_s=deliveries_per_s,
+            generator_cpu=load,  # share of one core
+            server_load=server_load,  # share of the server's cores
+            generator_bound=load > GENERATOR_BOUND and (server_load is None or server_load < SERVER_BUSY),
+            server_cpu_seconds=self.server_cpu,
+            server_us_per_delivery=(
                 1e6 * self.server_cpu / self.window_deliveries
                 if self.server_cpu is not None and self.window_deliveries
                 else None
             ),
-            "generator_us_per_delivery": 1e6 * self.generator_cpu / max(self.window_deliveries, 1),
-            "latency": self.latency.to_json(),
-            "latency_ms": {
-                f"{p:g}": self.latency.percentile(p) if self.latency.count else None for p in (50, 99, 99.9)
-            },
-            "drained_s": self.drained_s,
-        }
+            generator_us_per_delivery=1e6 * self.generator_cpu / max(self.window_deliveries, 1),
+            latency=self.latency.to_json(),
+            latency_ms={f"{p:g}": self.latency.percentile(p) if self.latency.count else None for p in (50, 99, 99.9)},
+            drained_s=self.drained_s,
+        )
 
 
 class Kind:
@@ -467,36 +466,35 @@ class Run:
             member.transport.disconnect()
 
 
-async def main(args: argparse.Namespace) -> dict[str, Any]:
+async def main(args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
+    """A closed loop, then the open loops: the results as JSON (run.py adds the server's name to make a
+    CapacityRow of them), and whether the run was whole (no error, no failure, every phase complete)."""
     kind = KINDS[args.kind](args.path or PATHS[args.kind])
     run = Run(kind, args.hosts, args.rooms, args.members, args.server_pid, args.server_cores)
-    result: dict[str, Any] = {
-        "kind": args.kind,
-        "rooms": args.rooms,
-        "members": args.members,
-        "phases": [],
-        "failures": run.failures,
-    }
+    phases: list[PhaseResult] = []
+    error = ""
     try:
         await run.connect()
-        closed = await run.closed(args.seconds, args.warmup)
-        result["phases"].append(closed.to_json())
-        capacity = closed.to_json()["deliveries_per_s"] / args.members  # messages per second
+        closed = (await run.closed(args.seconds, args.warmup)).result()
+        phases.append(closed)
+        capacity = closed.deliveries_per_s / args.members  # messages per second
         # Open loops only after a closed loop that carried something and lost nothing: else what is still on its
         # way would be counted in the next phase.
-        going_on = capacity > 0 and not run.failures and closed.to_json()["complete"]
+        going_on = capacity > 0 and not run.failures and closed.complete
         for share in args.steps if going_on else []:
             step = await run.open(capacity * share, args.seconds, args.warmup)
-            result["phases"].append({**step.to_json(), "share": share})
+            phases.append(replace(step.result(), share=share))
             if run.failures:
                 break
     except Exception as exc:  # a refused handshake, a timeout, a roll call that never completed: a failed run
-        result["error"] = f"{type(exc).__name__}: {exc}"
+        error = f"{type(exc).__name__}: {exc}"
     finally:
-        result["others"] = run.others
+        others = run.others
         if run.all:
             await run.close()
-    return result
+    result = {"kind": args.kind, "rooms": args.rooms, "members": args.members, "phases": jsonable(phases)}
+    result |= {"failures": run.failures, **({"error": error} if error else {}), "others": others}
+    return result, not error and not run.failures and all(phase.complete for phase in phases)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -524,12 +522,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 if __name__ == "__main__":
     arguments = parse()
-    result = uvloop.run(main(arguments))
+    result, whole = uvloop.run(main(arguments))
     output = json.dumps(result, indent=1)
     if arguments.out == "-":
         print(output)
     else:
         with open(arguments.out, "w") as file:
             file.write(output)
-    complete = all(phase["complete"] for phase in result["phases"])
-    sys.exit(0 if "error" not in result and not result["failures"] and complete else 1)
+    sys.exit(0 if whole else 1)

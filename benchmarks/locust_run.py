@@ -10,11 +10,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import psutil
 
 from histogram import Histogram
+from rows import LocustResults
 from servers import BenchServer, Usage, locust_command
 from tests.harness import REPO
 
@@ -32,17 +32,17 @@ def say(message: str) -> None:
 class Run:
     """What one Locust run measured: its users' results (users.results()), the server's and Locust's usage."""
 
-    results: dict[str, Any]
+    results: LocustResults
     server: Usage
     generator: Usage
     output: str
 
     @property
     def counts(self) -> dict[str, int]:
-        return dict(self.results["counts"])
+        return self.results.counts
 
     def latency(self, name: str) -> Histogram:
-        return Histogram.from_json(self.results["latency"].get(name, {}))
+        return Histogram.from_json(self.results.latency.get(name, {}))
 
     def percentiles(self, name: str, *ps: float) -> dict[str, float]:
         histogram = self.latency(name)
@@ -50,7 +50,7 @@ class Run:
 
     @property
     def window(self) -> tuple[int, int]:
-        start, end = self.results.get("window", [0, 0])
+        start, end = self.results.window
         return int(start), int(end)
 
     def server_cpu(self) -> float:
@@ -112,8 +112,9 @@ def locust(
     usage.finish()
     generator.finish()
     text = log.read_text()
-    results: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {"latency": {}, "counts": {}}
-    if not out.exists():
-        results["counts"]["error locust"] = 1
+    if out.exists():
+        results = LocustResults.from_json(json.loads(out.read_text()))
+    else:
+        results = LocustResults(counts={"error locust": 1})
         say(f"Locust wrote no results; its output ends with:\n{text[-1500:]}")
     return Run(results, usage, generator, text)

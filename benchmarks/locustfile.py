@@ -48,4 +48,4 @@ def write_results(**_: Any) -> None:
     WINDOW["to"] = time.time_ns()
     out = os.environ.get("BENCH_OUT")
     if out:
-        Path(out).write_text(json.dumps(results()))
+        Path(out).write_text(json.dumps(results().to_json()))

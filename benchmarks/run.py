@@ -12,21 +12,36 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
 
-from gauge import gauge
+from gauge import chat_connections
 from locust_ceiling import ceiling
 from locust_run import WARMUP, locust, say
 from report import write_report
+from rows import (
+    CAPACITY_ROWS,
+    LEDGER_ROWS,
+    CapacityRow,
+    CeilingRow,
+    ChurnRow,
+    Counts,
+    DisconnectRow,
+    IdleRow,
+    Invocation,
+    Machine,
+    Percentiles,
+    Record,
+    Results,
+    ScenarioError,
+    SlowRow,
+)
 from servers import (
     BENCH_DIR,
     NAIVE_PATHS,
     SETTINGS,
-    STACKS,
     BenchServer,
     generator_cores,
     server_cores,
@@ -35,8 +50,7 @@ from servers import (
 )
 from tests.harness import REPO
 
-Row = dict[str, Any]
-Scenario = Callable[[str, "Profile", Path, int], list[Row]]
+Scenario = Callable[[str, "Profile", Path, int], Sequence[Record]]  # (server, profile, work folder, repeat) → rows
 
 
 @dataclass(frozen=True)
@@ -128,34 +142,9 @@ def complete(counts: dict[str, int], per_second: float, members: int) -> bool:
     return counts.get("sent", 0) > 0 and counts.get("delivered", 0) >= expected - allowance
 
 
-# Scenario 1, capacity (capacity.py): each row a server and the room the generator speaks to on it, in the
-# order of the report's table: the reference, then each chapter's naive server, bare room and chat.
-CAPACITY_ROWS = [
-    ("reference", "bare"),
-    *(
-        row
-        for name in ("websockets", "fastapi", "channels")
-        for row in ((f"naive-{name}", "naive"), (name, "bare"), (name, "chat"))
-    ),
-    *((f"{name}+redis", "chat") for name in ("websockets", "fastapi", "channels")),
-]
-# Scenario 2, chapter 2's cost ledger: the Channels stack with one layer swapped at a time, closed loop only.
-LEDGER_ROWS = [
-    ("naive-channels", "naive"),
-    ("naive-channels/no-hop", "naive"),
-    ("naive-channels/uvicorn", "naive"),
-    ("naive-channels/uvicorn/no-hop", "naive"),
-    ("naive-channels/redis", "naive"),
-    ("channels/hop", "chat"),
-    ("channels/channels-loop", "chat"),
-    ("channels/channels-layer", "chat"),
-    ("channels", "chat"),
-    ("channels/uvicorn", "chat"),
-    ("channels/redis", "chat"),
-]
-
-
-def generate(server: BenchServer, kind: str, profile: Profile, out: Path, steps: tuple[float, ...]) -> Row:
+def generate(
+    server: BenchServer, kind: str, profile: Profile, out: Path, steps: tuple[float, ...], repeat: int
+) -> CapacityRow:
     """One run of the capacity generator (capacity.py) on the generator's cores against ``server``."""
     path = NAIVE_PATHS[server.variant.split("/")[0]] if kind == "naive" else ""
     command = [
@@ -174,40 +163,37 @@ def generate(server: BenchServer, kind: str, profile: Profile, out: Path, steps:
     out.unlink(missing_ok=True)
     finished = subprocess.run(command, cwd=BENCH_DIR, capture_output=True, text=True, timeout=limit)
     if not out.exists():
-        return {"kind": kind, "phases": [], "failures": {}, "error": f"no results: {finished.stderr[-1500:]}"}
-    result: Row = json.loads(out.read_text())
-    return result
+        return CapacityRow(
+            variant=server.variant,
+            label=server.stack.label,
+            kind=kind,
+            rooms=profile.capacity_rooms,
+            members=profile.capacity_members,
+            phases=[],
+            failures={},
+            error=f"no results: {finished.stderr[-1500:]}",
+            others=0,
+            repeat=repeat,
+        )
+    server_named = {"variant": server.variant, "label": server.stack.label, "repeat": repeat}
+    return CapacityRow.from_json({**json.loads(out.read_text()), **server_named})
 
 
-def capacity_rows(rows: list[tuple[str, str]], steps: tuple[float, ...]) -> Scenario:
+def capacity_rows(
+    rows: list[tuple[str, str]], steps: tuple[float, ...]
+) -> Callable[[str, Profile, Path, int], list[CapacityRow]]:
     """Scenario 1 or 2 for one server: each of its ``rows``, a closed loop, then an open loop at each of the
     ``steps`` (shares of the closed loop's deliveries per second)."""
 
-    def scenario(variant: str, profile: Profile, work: Path, repeat: int) -> list[Row]:
+    def scenario(variant: str, profile: Profile, work: Path, repeat: int) -> list[CapacityRow]:
         server = BenchServer(variant, work).start()
-        found: list[Row] = []
+        found: list[CapacityRow] = []
         try:
             for kind in [kind for name, kind in rows if name == variant]:
                 out = work / f"capacity-{variant.replace('/', '-')}-{kind}-{repeat}.json"
-                row = {
-                    "variant": variant,
-                    "label": STACKS[variant].label,
-                    **generate(server, kind, profile, out, steps),
-                }
+                row = generate(server, kind, profile, out, steps, repeat)
                 found.append(row)
-                closed = row["phases"][0] if row["phases"] else {}
-                steps_said = "".join(
-                    f"; at {100 * step['share']:.0f} %: p99 {step['latency_ms']['99']:.1f} ms"
-                    for step in row["phases"][1:]
-                )
-                say(
-                    f"  {variant:29} {kind:5} {closed.get('deliveries_per_s', 0):9,.0f} deliveries/s,"
-                    f" {closed.get('server_us_per_delivery') or 0:6.1f} µs each,"
-                    f" {closed.get('delivered', 0):,} of {closed.get('expected', 0):,} delivered,"
-                    f" generator at {100 * closed.get('generator_cpu', 0):.0f} %{steps_said}"
-                    + (f"; {row['error']}" if row.get("error") else "")
-                    + (f"; {row['failures']}" if row.get("failures") else "")
-                )
+                say(f"  {variant:29} {kind:5} {progress(row)}")
         finally:
             server.stop()
         return found
@@ -216,14 +202,29 @@ def capacity_rows(rows: list[tuple[str, str]], steps: tuple[float, ...]) -> Scen
     return scenario
 
 
+def progress(row: CapacityRow) -> str:
+    """What a capacity run measured, in a line: its closed loop, the p99 of each open loop, what went wrong."""
+    said = "no closed loop"
+    if row.phases:
+        closed = row.phases[0]
+        said = (
+            f"{closed.deliveries_per_s:9,.0f} deliveries/s, {closed.server_us_per_delivery or 0:6.1f} µs each,"
+            f" {closed.delivered:,} of {closed.expected:,} delivered, generator at {100 * closed.generator_cpu:.0f} %"
+        )
+    said += "".join(
+        f"; at {100 * (step.share or 0):.0f} %: p99 {step.latency_ms['99']:.1f} ms" for step in row.phases[1:]
+    )
+    return said + (f"; {row.error}" if row.error else "") + (f"; {row.failures}" if row.failures else "")
+
+
 capacity = capacity_rows(CAPACITY_ROWS, (0.25, 0.5, 0.75, 1.0))
 ledger = capacity_rows(LEDGER_ROWS, ())
 
 
-def disconnects(variant: str, profile: Profile, work: Path, repeat: int) -> list[Row]:
+def disconnects(variant: str, profile: Profile, work: Path, repeat: int) -> list[DisconnectRow]:
     """Scenario 3: a member of a chatting room leaves cleanly, vanishes or goes silent, again and again: how long
     until the others hear it, and until ``chat_connections`` is back; the others must lose nothing."""
-    rows: list[Row] = []
+    rows: list[DisconnectRow] = []
     rooms, members = 2, profile.members
     server = BenchServer(variant, work, HEARTBEAT).start()
     try:
@@ -235,92 +236,106 @@ def disconnects(variant: str, profile: Profile, work: Path, repeat: int) -> list
             out = work / f"disconnects-{variant}-{way}-{repeat}.json"
             run = locust(server, ["ChatMember", "Leaver"], rooms * members + 1, env, out, limit=60 + 6 * profile.leaves)
             counts = run.counts
-            row: Row = {
-                "variant": variant,
-                "way": way,
-                "leaves": counts.get("leaves", 0),
-                "complete": complete(counts, rooms * members, members),
-                "heard_ms": run.percentiles("leave heard", 50, 99),
-                "heard_by_all_ms": run.percentiles("leave heard by all", 50, 100),
-                "connections_back_ms": run.percentiles("connections back", 50, 100),
-                "leaver_codes": {k.removeprefix("leaver got "): v for k, v in counts.items() if k.startswith("leaver")},
-                "survivors_sent": counts.get("sent", 0),
-                "survivors_delivered": counts.get("delivered", 0),
-                "missing": counts.get("missing", 0),
-                "repeated_or_reordered": counts.get("repeated_or_reordered", 0),
-                "failures": run.failures(),
-            }
+            row = DisconnectRow(
+                variant=variant,
+                way=way,
+                leaves=counts.get("leaves", 0),
+                complete=complete(counts, rooms * members, members),
+                heard_ms=run.percentiles("leave heard", 50, 99),
+                heard_by_all_ms=run.percentiles("leave heard by all", 50, 100),
+                connections_back_ms=run.percentiles("connections back", 50, 100),
+                leaver_codes={k.removeprefix("leaver got "): v for k, v in counts.items() if k.startswith("leaver")},
+                survivors_sent=counts.get("sent", 0),
+                survivors_delivered=counts.get("delivered", 0),
+                missing=counts.get("missing", 0),
+                repeated_or_reordered=counts.get("repeated_or_reordered", 0),
+                failures=run.failures(),
+                repeat=repeat,
+            )
             rows.append(row)
             say(
-                f"  {variant:17} {way:6}: heard by all after {row['heard_by_all_ms']['50']:8.1f} ms (median),"
-                f" chat_connections back after {row['connections_back_ms']['50']:8.1f} ms; survivors missed"
-                f" {row['missing']}, failures {row['failures'] or 'none'}"
+                f"  {variant:17} {way:6}: heard by all after {row.heard_by_all_ms['50']:8.1f} ms (median),"
+                f" chat_connections back after {row.connections_back_ms['50']:8.1f} ms; survivors missed"
+                f" {row.missing}, failures {row.failures or 'none'}"
             )
     finally:
         server.stop()
     return rows
 
 
-def churn(variant: str, profile: Profile, work: Path, repeat: int) -> list[Row]:
+@dataclass(frozen=True)
+class Half:
+    """What one half of a churn run measured."""
+
+    cycles: int
+    seconds: float  # the first cycle's start to the last one's end
+    cycle_ms: Percentiles
+    failures: Counts
+    connections_after: float  # chat_connections, against before the run
+    connections_back_s: float
+    rss_mb: float
+
+
+def churn(variant: str, profile: Profile, work: Path, repeat: int) -> list[ChurnRow]:
     """Scenario 4: connect → chat → disconnect cycles, in two halves: errors, ``chat_connections`` back to
     where it was, and the server's RSS over the run (growth in the second half is what a leak looks like)."""
     server = BenchServer(variant, work).start()
     try:
         start = time.time_ns()
         usage = server.measure()
-        before = gauge(server.urls)
-        halves: list[Row] = []
+        before = chat_connections(server.urls)
+        halves: list[Half] = []
         for half in (1, 2):
             env = {"BENCH_ROOMS": str(profile.rooms), "BENCH_CYCLES": str(profile.churn // 2)}
             out = work / f"churn-{variant}-{half}-{repeat}.json"
             run = locust(server, ["Churner"], 20, env, out, limit=60 + profile.churn / 20)
             ended = time.monotonic()
-            while (now := gauge(server.urls)) != before and time.monotonic() - ended < 30:
+            while (now := chat_connections(server.urls)) != before and time.monotonic() - ended < 30:
                 time.sleep(0.01)  # poll interval
             usage.take()
             halves.append(
-                {
-                    "cycles": run.counts.get("cycles", 0),
-                    "seconds": run.results.get("span_seconds", 0.0),  # the first cycle's start to the last's end
-                    "cycle_ms": run.percentiles("cycle", 50, 99),
-                    "failures": run.failures(),
-                    "connections_after": now - before,
-                    "connections_back_s": time.monotonic() - ended,
-                    "rss_mb": usage.rss() / 2**20,
-                }
+                Half(
+                    cycles=run.counts.get("cycles", 0),
+                    seconds=run.results.span_seconds,
+                    cycle_ms=run.percentiles("cycle", 50, 99),
+                    failures=run.failures(),
+                    connections_after=now - before,
+                    connections_back_s=time.monotonic() - ended,
+                    rss_mb=usage.rss() / 2**20,
+                )
             )
         usage.finish()
     finally:
         server.stop()
     first, second = halves
-    row = {
-        "variant": variant,
-        "cycles": first["cycles"] + second["cycles"],
-        "cycles_per_s": (first["cycles"] + second["cycles"]) / max(first["seconds"] + second["seconds"], 1e-3),
-        "cycle_ms": second["cycle_ms"],
-        "failures": {
-            k: first["failures"].get(k, 0) + second["failures"].get(k, 0)
-            for k in {**first["failures"], **second["failures"]}
+    row = ChurnRow(
+        variant=variant,
+        cycles=first.cycles + second.cycles,
+        cycles_per_s=(first.cycles + second.cycles) / max(first.seconds + second.seconds, 1e-3),
+        cycle_ms=second.cycle_ms,
+        failures={
+            k: first.failures.get(k, 0) + second.failures.get(k, 0) for k in {**first.failures, **second.failures}
         },
-        "connections_left": second["connections_after"],
-        "connections_back_s": max(first["connections_back_s"], second["connections_back_s"]),
-        "rss_before_mb": usage.timeline[0][2] / 2**20,
-        "rss_half_mb": first["rss_mb"],
-        "rss_end_mb": second["rss_mb"],
-        "rss_timeline": [((t - start) / 1e9, rss / 2**20) for t, _, rss in usage.timeline[::5]],
-    }
+        connections_left=second.connections_after,
+        connections_back_s=max(first.connections_back_s, second.connections_back_s),
+        rss_before_mb=usage.timeline[0][2] / 2**20,
+        rss_half_mb=first.rss_mb,
+        rss_end_mb=second.rss_mb,
+        rss_timeline=[[(t - start) / 1e9, rss / 2**20] for t, _, rss in usage.timeline[::5]],
+        repeat=repeat,
+    )
     say(
-        f"  {variant:17} {row['cycles']} cycles, {row['cycles_per_s']:.0f}/s, failures {row['failures'] or 'none'},"
-        f" {row['connections_left']:g} connections left, RSS {row['rss_before_mb']:.0f} → {row['rss_half_mb']:.0f}"
-        f" → {row['rss_end_mb']:.0f} MB"
+        f"  {variant:17} {row.cycles} cycles, {row.cycles_per_s:.0f}/s, failures {row.failures or 'none'},"
+        f" {row.connections_left:g} connections left, RSS {row.rss_before_mb:.0f} → {row.rss_half_mb:.0f}"
+        f" → {row.rss_end_mb:.0f} MB"
     )
     return [row]
 
 
-def slow_consumers(variant: str, profile: Profile, work: Path, repeat: int) -> list[Row]:
+def slow_consumers(variant: str, profile: Profile, work: Path, repeat: int) -> list[SlowRow]:
     """Scenario 5: one member per room stops reading until the server closes it (4001), then resumes; the others'
     latency against the same load without the slow ones, and the server's peak RSS."""
-    rows: list[Row] = []
+    rows: list[SlowRow] = []
     server = BenchServer(variant, work, SLOW).start()
     try:
         for slow in (True, False):
@@ -335,47 +350,48 @@ def slow_consumers(variant: str, profile: Profile, work: Path, repeat: int) -> l
             run = locust(server, users, count, env, out, limit=limit)
             counts = run.counts
             sent = counts.get("sent", 0)
-            row = {
-                "variant": variant,
-                "slow_readers": SLOW_ROOMS if slow else 0,
-                "seconds": run.results.get("seconds", 0.0),
-                "sent": sent,
-                "delivered": counts.get("delivered", 0),
-                "expected": sent * SLOW_MEMBERS,
-                "complete": complete(counts, SLOW_ROOMS * SLOW_MEMBERS * SLOW_RATE, SLOW_MEMBERS),
-                "missing": counts.get("missing", 0),
-                "repeated_or_reordered": counts.get("repeated_or_reordered", 0),
-                "delivery_ms": run.percentiles("delivery", 50, 99),
-                "closed_after_s": run.latency("slow closed after").percentile(50) / 1000,
-                "slow_codes": {
+            row = SlowRow(
+                variant=variant,
+                slow_readers=SLOW_ROOMS if slow else 0,
+                seconds=run.results.seconds,
+                sent=sent,
+                delivered=counts.get("delivered", 0),
+                expected=sent * SLOW_MEMBERS,
+                complete=complete(counts, SLOW_ROOMS * SLOW_MEMBERS * SLOW_RATE, SLOW_MEMBERS),
+                missing=counts.get("missing", 0),
+                repeated_or_reordered=counts.get("repeated_or_reordered", 0),
+                delivery_ms=run.percentiles("delivery", 50, 99),
+                closed_after_s=run.latency("slow closed after").percentile(50) / 1000,
+                slow_codes={
                     k.removeprefix("slow closed "): v for k, v in counts.items() if k.startswith("slow closed")
                 },
-                "slow_resumed": counts.get("slow resumed", 0),
-                "failures": run.failures(),
-                "peak_rss_mb": run.server.peak_rss() / 2**20,
-            }
+                slow_resumed=counts.get("slow resumed", 0),
+                failures=run.failures(),
+                peak_rss_mb=run.server.peak_rss() / 2**20,
+                repeat=repeat,
+            )
             rows.append(row)
             say(
                 f"  {variant:17} {'with' if slow else 'without'} slow readers: healthy p99"
-                f" {row['delivery_ms']['99']:7.2f} ms, missed {row['missing']}, slow ones closed"
-                f" {row['slow_codes'] or '-'}, resumed {row['slow_resumed']}, failures {row['failures'] or 'none'},"
-                f" peak RSS {row['peak_rss_mb']:.0f} MB"
+                f" {row.delivery_ms['99']:7.2f} ms, missed {row.missing}, slow ones closed"
+                f" {row.slow_codes or '-'}, resumed {row.slow_resumed}, failures {row.failures or 'none'},"
+                f" peak RSS {row.peak_rss_mb:.0f} MB"
             )
     finally:
         server.stop()
     return rows
 
 
-def idle(variant: str, profile: Profile, work: Path, repeat: int) -> list[Row]:
+def idle(variant: str, profile: Profile, work: Path, repeat: int) -> list[IdleRow]:
     """Scenario 6: RSS per idle chat connection (a member that only answers pings), at each count, in rooms of
     ``IDLE_ROOM`` members."""
-    rows: list[Row] = []
+    rows: list[IdleRow] = []
     for count in profile.idle:
         server = BenchServer(variant, work).start()
         try:
             before = server.measure()
             before.finish()
-            reached: dict[str, float] = {}
+            reached = Reached()
             out = work / f"idle-{variant}-{count}-{repeat}.json"
             run = locust(
                 server,
@@ -390,23 +406,23 @@ def idle(variant: str, profile: Profile, work: Path, repeat: int) -> list[Row]:
         finally:
             server.stop()
         rss_before = before.rss() / 2**20
-        row = {
-            "variant": variant,
-            "connections": count,
-            "connected": reached["connected"],
-            "all_connected": reached["connected"] >= count,
-            "rss_before_mb": rss_before,
-            "rss_mb": reached["rss"],
-            "kb_per_connection": (reached["rss"] - rss_before) * 1024 / max(reached["connected"], 1),
-            "connect_ms": run.percentiles("connect", 50, 99),
-            "failures": run.failures()
-            | ({"metrics unanswered": unanswered} if (unanswered := int(reached["metrics_unanswered"])) else {}),
-        }
+        row = IdleRow(
+            variant=variant,
+            connections=count,
+            connected=reached.connected,
+            all_connected=reached.connected >= count,
+            rss_before_mb=rss_before,
+            rss_mb=reached.rss_mb,
+            kb_per_connection=(reached.rss_mb - rss_before) * 1024 / max(reached.connected, 1),
+            connect_ms=run.percentiles("connect", 50, 99),
+            failures=run.failures() | ({"metrics unanswered": reached.unanswered} if reached.unanswered else {}),
+            repeat=repeat,
+        )
         rows.append(row)
         say(
-            f"  {variant:17} {count:5} idle connections{'' if row['all_connected'] else ' (not all connected)'}:"
-            f" RSS {rss_before:.0f} → {row['rss_mb']:.0f} MB, {row['kb_per_connection']:.1f} KB each,"
-            f" failures {row['failures'] or 'none'}"
+            f"  {variant:17} {count:5} idle connections{'' if row.all_connected else ' (not all connected)'}:"
+            f" RSS {rss_before:.0f} → {row.rss_mb:.0f} MB, {row.kb_per_connection:.1f} KB each,"
+            f" failures {row.failures or 'none'}"
         )
     return rows
 
@@ -420,39 +436,46 @@ LOCUST_CEILINGS = [
 ]
 
 
-def locust_ceiling(variant: str, profile: Profile, work: Path, repeat: int) -> list[Row]:
+def locust_ceiling(variant: str, profile: Profile, work: Path, repeat: int) -> list[CeilingRow]:
     """Scenario 7: what one Locust process checks per second on its core, for each user of ``LOCUST_CEILINGS``
     that runs against ``variant``; where the server is busy first, Locust's ceiling is extrapolated."""
-    rows: list[Row] = []
+    rows: list[CeilingRow] = []
     server = BenchServer(variant, work).start()
     try:
         for name, user, rate in LOCUST_CEILINGS:
             if name != variant:
                 continue
             steps = ceiling(server, user, rate=rate, seconds=profile.ceiling_seconds, out_dir=work)
-            rows.append({"variant": variant, **steps[-1].summary(), "steps": [step.summary() for step in steps]})
+            rows.append(CeilingRow(variant=variant, steps=steps, repeat=repeat))
             say(f"  {variant:17} {steps[-1].line()}")
     finally:
         server.stop()
     return rows
 
 
-def wait_for_connections(server: BenchServer, count: int, reached: dict[str, float]) -> None:
+@dataclass
+class Reached:
+    """What scenario 6's server reached: the connections, how often ``/metrics`` went unanswered, its RSS."""
+
+    connected: float = 0.0
+    unanswered: int = 0
+    rss_mb: float = 0.0
+
+
+def wait_for_connections(server: BenchServer, count: int, reached: Reached) -> None:
     """Until ``chat_connections`` is ``count`` (or a deadline): then the connections and the server's RSS in
     ``reached``. A server too busy connecting to answer ``/metrics`` in time is asked again."""
     deadline = time.monotonic() + 30 + 2 * count / IDLE_SPAWN_RATE
-    connected, unanswered = 0.0, 0
-    while connected < count and time.monotonic() < deadline:
+    while reached.connected < count and time.monotonic() < deadline:
         try:
-            connected = gauge(server.urls)
+            reached.connected = chat_connections(server.urls)
         except OSError:  # urllib's URLError and timeouts
-            unanswered += 1
+            reached.unanswered += 1
         time.sleep(0.2)  # poll interval
-    reached |= {"connected": connected, "metrics_unanswered": unanswered}
-    reached["rss"] = server.measure().finish()["peak_rss_mb"]
+    reached.rss_mb = server.measure().finish().peak_rss_mb
 
 
-def machine() -> dict[str, Any]:
+def machine() -> Machine:
     cpu = next(
         (
             line.split(":", 1)[1].strip()
@@ -475,15 +498,15 @@ def machine() -> dict[str, Any]:
         "uvloop",
         "gevent",
     ]
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "server_cores": sorted(server_cores()),
-        "generator_cores": sorted(generator_cores()),
-        "python": platform.python_version(),
-        "kernel": platform.release(),
-        "versions": {name: version(name) for name in packages},
-    }
+    return Machine(
+        cpu=cpu,
+        cores=os.cpu_count(),
+        server_cores=sorted(server_cores()),
+        generator_cores=sorted(generator_cores()),
+        python=platform.python_version(),
+        kernel=platform.release(),
+        versions={name: version(name) for name in packages},
+    )
 
 
 def main() -> int:
@@ -506,11 +529,11 @@ def main() -> int:
     chats = [v for v in passed if v in variants() and v != "reference"]
     cap = {name for name, _ in CAPACITY_ROWS}
     led = {name for name, _ in LEDGER_ROWS}
-    results: dict[str, Any] = {
-        "profile": args.profile,
-        "settings": asdict(profile),
-        "chat_settings": SETTINGS,
-        "scenario_settings": {
+    results = Results(
+        profile=args.profile,
+        settings=asdict(profile),
+        chat_settings=SETTINGS,
+        scenario_settings={
             "disconnects": HEARTBEAT,
             "idle": {"members_per_room": IDLE_ROOM},
             "slow_consumers": {
@@ -518,20 +541,22 @@ def main() -> int:
                 **{"rooms": SLOW_ROOMS, "members": SLOW_MEMBERS, "rate": SLOW_RATE, "text_bytes": SLOW_TEXT},
             },
         },
-        "machine": machine(),
-        "gated_out": sorted(set(chosen) - set(passed)),
-        **{"capacity": [], "ledger": [], "disconnects": [], "churn": [], "slow_consumers": [], "idle": []},
-        **{"locust_ceiling": [], "errors": []},
-        "runs": [{"started": datetime.datetime.now().isoformat(timespec="seconds"), "scenarios": sorted(scenarios)}],
-    }
-    keys = {"1": "capacity", "2": "ledger", "3": "disconnects", "4": "churn", "5": "slow_consumers", "6": "idle"}
-    keys["7"] = "locust_ceiling"
+        machine=machine(),
+        gated_out=sorted(set(chosen) - set(passed)),
+        runs=[Invocation(started=datetime.datetime.now().isoformat(timespec="seconds"), scenarios=sorted(scenarios))],
+    )
+    # Each scenario's section of results.json, named after the scenario's function.
+    sections = {"1": "capacity", "2": "ledger", "3": "disconnects", "4": "churn", "5": "slow_consumers", "6": "idle"}
+    sections["7"] = "locust_ceiling"
     if args.merge and (out / "results.json").exists():  # another run's scenarios, kept as they were
-        earlier = json.loads((out / "results.json").read_text())
-        kept = {key for number, key in keys.items() if number not in scenarios}
-        results |= {key: earlier.get(key, []) for key in kept}
-        results["errors"] = [error for error in earlier.get("errors", []) if error["scenario"] in kept]
-        results["runs"] = [*earlier.get("runs", []), *results["runs"]]
+        earlier = Results.load(out / "results.json")
+        kept = {section for number, section in sections.items() if number not in scenarios}
+        results = replace(
+            results,
+            **{section: getattr(earlier, section) for section in kept},
+            errors=[error for error in earlier.errors if error.scenario in kept],
+            runs=[*earlier.runs, *results.runs],
+        )
     with tempfile.TemporaryDirectory(prefix="bench-") as folder:
         work = Path(folder)
         for repeat in range(profile.repeats):  # interleaved: every server once, then again
@@ -561,14 +586,14 @@ def main() -> int:
                         rows = scenario(variant, profile, work, repeat)
                     except Exception as exc:  # one server's failure doesn't end the others' runs
                         say(f"  {variant}: {key} failed: {exc!r}")
-                        results["errors"].append({"scenario": key, "variant": variant, "error": repr(exc)})
+                        results.errors.append(ScenarioError(scenario=key, variant=variant, error=repr(exc)))
                         rows = []
                     for error in tracebacks(work, logs, out / "server-logs" / f"{key}-{variant}-{repeat + 1}"):
                         say(f"  {variant}: {error}")
-                        results["errors"].append({"scenario": key, "variant": variant, "error": error})
-                    results[key] += [{**row, "repeat": repeat} for row in rows]
-            (out / "results.json").write_text(json.dumps(results, indent=1))  # after each round, in case
-    write_report(results, out)
+                        results.errors.append(ScenarioError(scenario=key, variant=variant, error=error))
+                    getattr(results, key).extend(rows)
+            results.save(out / "results.json")  # after each round, in case
+    write_report(Results.load(out / "results.json"), out)  # what `python benchmarks/report.py <folder>` makes
     say(f"Results: {out / 'results.json'}; report: {out / 'REPORT.md'}")
     return 0
 

@@ -110,6 +110,14 @@ def locust_command(*arguments: str, locustfile: Path = BENCH_DIR / "locustfile.p
     return [*taskset(generator_cores()), str(locust), "-f", str(locustfile), *arguments]
 
 
+@dataclass(frozen=True)
+class Used:
+    """What some processes used between the start and the end of a measurement."""
+
+    cpu_seconds: float
+    peak_rss_mb: float
+
+
 @dataclass
 class Usage:
     """CPU seconds and resident memory of some processes (a server's, Redis included; or Locust's), sampled every
@@ -138,12 +146,12 @@ class Usage:
         while not self.stop.wait(0.1):
             self.take()
 
-    def finish(self) -> dict[str, float]:
+    def finish(self) -> Used:
         """Stop sampling: the CPU seconds used and the peak RSS since the start."""
         self.stop.set()
         self.thread.join()
         self.take()
-        return {"cpu_seconds": self.cpu_between(0, 2**63), "peak_rss_mb": self.peak_rss() / 2**20}
+        return Used(cpu_seconds=self.cpu_between(0, 2**63), peak_rss_mb=self.peak_rss() / 2**20)
 
     def cpu_between(self, start_ns: int, end_ns: int) -> float:
         """CPU seconds used from ``start_ns`` to ``end_ns`` (clipped to the samples, interpolated between them)."""

@@ -22,9 +22,10 @@ from gevent.event import Event
 from locust import User, constant, task
 from locust.exception import StopUser
 
-from gauge import gauge
+from gauge import chat_connections
 from histogram import Histogram
 from locust_websocket import Closed, WebSocket, connect
+from rows import LocustResults
 
 # The load, from the environment (benchmarks/run.py sets these; `make bench-ui` takes the defaults).
 ROOMS = int(os.environ.get("BENCH_ROOMS", "10"))
@@ -278,7 +279,7 @@ class Leaver(User):
     def cycle(self, cycle: int) -> None:
         host = self.hosts[cycle % len(self.hosts)]  # on two processes: every other leave is on the other one
         user = f"l{RUN}-{cycle}"
-        before = gauge(self.hosts)
+        before = chat_connections(self.hosts)
         joined = WATCHES[("presence.join", user)] = Watch(MEMBERS)
         left = WATCHES[("presence.leave", user)] = Watch(MEMBERS)
         websocket = connect(chat_url(host, "bench-0", user))
@@ -298,7 +299,7 @@ class Leaver(User):
             if not self.last_pong.wait(LEAVE_DEADLINE):
                 COUNTS["error no ping"] += 1
             left_at = self.last_pong_at
-        while gauge(self.hosts) > before:
+        while chat_connections(self.hosts) > before:
             if time.time_ns() - left_at > LEAVE_DEADLINE * 1e9:
                 COUNTS["error chat_connections not back"] += 1
                 break
@@ -493,10 +494,12 @@ def chat_url(host: str, room: str, user: str, **query: str | int) -> str:
     return f"{ws(host)}/ws/chat/{room}?{urllib.parse.urlencode({'token': token, **query})}"
 
 
-def results() -> dict[str, Any]:
-    """What this process measured, as JSON."""
-    seconds = max(0, WINDOW["to"] - WINDOW["from"]) / 1e9
-    latency = {name: h.to_json() for name, h in LATENCY.items()}
-    span = max(0, SPAN["to"] - SPAN["from"]) / 1e9
-    window = [WINDOW["from"], WINDOW["to"]]
-    return {"latency": latency, "counts": dict(COUNTS), "seconds": seconds, "window": window, "span_seconds": span}
+def results() -> LocustResults:
+    """What this process measured."""
+    return LocustResults(
+        latency={name: h.to_json() for name, h in LATENCY.items()},
+        counts=dict(COUNTS),
+        seconds=max(0, WINDOW["to"] - WINDOW["from"]) / 1e9,
+        window=[WINDOW["from"], WINDOW["to"]],
+        span_seconds=max(0, SPAN["to"] - SPAN["from"]) / 1e9,
+    )
