@@ -332,7 +332,8 @@ class Session:
         send the close frame. Returns why it ended.
 
         The glue's ``reader`` runs until the client goes away and then calls ``close(closed_by_peer(code))``;
-        its ``writer`` runs until cancelled (when it can no longer write, it waits: the reader says why).
+        its ``writer`` runs until cancelled (when it can no longer write, it waits: the reader says why), or until
+        ``next_frame`` raises ``Ended``, which it lets through.
         ``write_now(frame)`` writes a frame and returns True if the socket takes it without waiting (open, its
         write buffer below the high-water mark); otherwise it returns False, and the frame goes to the writer.
         """
