@@ -4,10 +4,10 @@ import asyncio
 import functools
 import logging
 
-import redis.exceptions as redis
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 
+from chat.channels_fixes import RedisOutagesWithoutTraceback
 from chat.layers import PubSubChannelLayer
 from chatcore.backend import BackendUnavailable
 from chatcore.hub import Hub
@@ -74,20 +74,8 @@ class GroupFanout:
         pass  # the layer is Channels', closed by Channels
 
 
-class RedisOutagesWithoutTraceback(logging.Filter):
-    """channels-redis logs every failed attempt to reach Redis with a traceback, once a second while Redis is
-    down. An outage is expected (SPEC.md §17): one line each is enough."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], redis.RedisError | OSError):
-            record.msg, record.args = f"{record.getMessage()} {record.exc_info[1]}", None
-            record.exc_info, record.exc_text = None, None
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-        return True
-
-
 def setup_chat_logging() -> None:
-    """chatcore's logging set-up, plus the filter above on channels-redis's logger."""
+    """chatcore's logging set-up, plus ``RedisOutagesWithoutTraceback`` (chat/channels_fixes.py) on channels-redis's."""
     setup_logging(settings.CHAT)
     for name in ("channels_redis.pubsub", "channels_redis.core"):  # a logger's filters see its own records only
         logging.getLogger(name).addFilter(RedisOutagesWithoutTraceback())

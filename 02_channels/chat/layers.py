@@ -27,6 +27,7 @@ class MemoryChannelLayer(InMemoryChannelLayer):  # type: ignore[misc]
     cleaned = 0.0  # time.monotonic() of the last look for expired messages and memberships
 
     def _clean_expired(self) -> None:
+        """Look for expired messages once a second: Channels looks on every receive and send (a speed-up, no test)."""
         now = time.monotonic()
         if now - self.cleaned >= 1:
             self.cleaned = now
@@ -39,6 +40,7 @@ class MemoryChannelLayer(InMemoryChannelLayer):  # type: ignore[misc]
         return queue
 
     async def receive(self, channel: str) -> dict[str, Any]:
+        """Keep the queue while the consumer waits: Channels drops it whenever it is empty (a speed-up, no test)."""
         self.require_valid_channel_name(channel)
         self._clean_expired()
         queue = self.queue(channel)
@@ -51,6 +53,7 @@ class MemoryChannelLayer(InMemoryChannelLayer):  # type: ignore[misc]
         return message
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        """A shallow copy into each member's queue: Channels makes a task and a deep copy (a speed-up, no test)."""
         self.require_valid_group_name(group)
         self._clean_expired()
         expires = time.time() + self.expiry
@@ -79,26 +82,30 @@ class PubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]  # chan
         self.changing: collections.Counter[str] = collections.Counter()  # group channels being (un)subscribed
 
     def _get_layer(self) -> Any:
-        """The layer's state for this event loop, with shards that read under their lock (``Shard``)."""
+        """The layer's state for this event loop, its shards reading under their lock (``Shard``, test_layers.py)."""
         layer = super()._get_layer()
         if not all(isinstance(shard, Shard) for shard in layer._shards):  # just created: nothing connected yet
             layer._shards = [Shard(shard.host, layer) for shard in layer._shards]
         return layer
 
     async def new_channel(self, prefix: str = "specific.") -> str:
-        """The layer's, within Redis's deadline (``chatcore.redis_client.errors_as_unavailable``): its SUBSCRIBE
-        waits for no answer, but it waits behind the layer's lock, and for a reconnection, which does."""
+        """Within Redis's deadline: channels-redis's has none (no test at the suite's size: test_redis_stalls passes).
+
+        Its SUBSCRIBE waits for no answer, but it waits behind the layer's lock, and for a reconnection, which does
+        (``chatcore.redis_client.errors_as_unavailable``)."""
         async with errors_as_unavailable():
             channel: str = await self._get_layer().new_channel(prefix)
         return channel
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        """PUBLISH on chatcore's pool: channels-redis queues it behind its lock (make stress: test_burst_on_redis)."""
         if self.publisher is None:
             self.publisher = connect(settings.CHAT.redis_url)
         channel = self._get_layer()._get_group_channel_name(group)  # the name the layer subscribes to
         await self.publisher.publish(channel, self.serialize(message))
 
     async def group_add(self, group: str, channel: str) -> None:
+        """No lock when subscribed already: channels-redis takes it (at make stress's size: test_room_fills_at_once)."""
         layer = self._get_layer()
         name = layer._get_group_channel_name(group)
         subscribed = name in layer._get_shard(name)._subscribed_to and not self.changing[name]
@@ -108,6 +115,7 @@ class PubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]  # chan
         await self.changing_subscription(name, layer.group_add(group, channel))
 
     async def group_discard(self, group: str, channel: str) -> None:
+        """channels-redis's, counted in ``changing``, so that no ``group_add`` takes its shortcut meanwhile."""
         layer = self._get_layer()
         await self.changing_subscription(layer._get_group_channel_name(group), layer.group_discard(group, channel))
 
@@ -138,6 +146,7 @@ class Shard(RedisSingleShardConnection):  # type: ignore[misc]
     the receive task's current poll (0.1 s at most) and goes first after it: the lock serves waiters in turn."""
 
     def _ensure_redis(self) -> None:
+        """Read under the lock: channels-redis's receive task reads without it (02_channels/test_layers.py)."""
         fresh = self._redis is None
         super()._ensure_redis()
         if fresh:

@@ -1,6 +1,6 @@
 """Who may open the chat WebSocket: Channels' Origin check and a token authentication middleware (SPEC.md §4)."""
 
-import logging
+from collections.abc import Collection
 from typing import Any
 from urllib.parse import ParseResult, parse_qsl
 
@@ -11,23 +11,24 @@ from django.conf import settings
 from chatcore.handshake import Refusal, authenticate, log_refusal, origin_refused
 from chatcore.settings import Settings
 
-logger = logging.getLogger("chat")
-
 Scope = dict[str, Any]
 ASGIApp = Any  # what Channels' middleware wraps: an ASGI application
 
 
 class OriginValidator(security.OriginValidator):  # type: ignore[misc]  # Channels has no type hints
-    """Channels' Origin check, with SPEC.md §4's rule for a request without Origin: it passes (no browser sent it;
-    non-browser clients can send any Origin they like, so refusing them would protect nothing)."""
+    """Channels' Origin check for one request, with SPEC.md §4's rule for a request without Origin, and a logged
+    refusal."""
 
-    path = ""  # the request's: Channels' __call__ runs valid_origin without awaiting anything before
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
-        self.path = scope["path"]
-        return await super().__call__(scope, receive, send)
+    def __init__(self, application: ASGIApp, allowed_origins: Collection[str], path: str) -> None:
+        """Channels', and the request's path, for the log line of a refusal: Channels logs none (no test)."""
+        super().__init__(application, allowed_origins)
+        self.path = path
 
     def valid_origin(self, parsed_origin: ParseResult | None) -> bool:
+        """No Origin passes: Channels refuses it (tests/test_04_handshake.py::test_origin_default).
+
+        No browser sent it; non-browser clients can send any Origin they like, so refusing them would protect
+        nothing."""
         if parsed_origin is None or super().valid_origin(parsed_origin):
             return True
         log_refusal(self.path, origin_refused(parsed_origin.geturl()))
@@ -37,14 +38,11 @@ class OriginValidator(security.OriginValidator):  # type: ignore[misc]  # Channe
 def ChatOriginValidator(application: ASGIApp) -> ASGIApp:  # named like Channels' factories
     """Like Channels' ``AllowedHostsOriginValidator``, but the allowed origins are CHAT_ALLOWED_ORIGINS or else
     this server's own, on the port the connection came in on (SPEC.md §4)."""
-    validators: dict[frozenset[str], OriginValidator] = {}
 
     async def validate(scope: Scope, receive: Any, send: Any) -> None:
         chat: Settings = settings.CHAT
         origins = chat.origins_for(scope["server"][1] if scope.get("server") else chat.port)
-        if origins not in validators:
-            validators[origins] = OriginValidator(application, sorted(origins))
-        await validators[origins](scope, receive, send)
+        await OriginValidator(application, origins, scope["path"])(scope, receive, send)
 
     return validate
 
