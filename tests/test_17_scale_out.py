@@ -170,9 +170,10 @@ async def test_a_process_dies(make_server: MakeServer, room: str) -> None:
 async def test_redis_dies(
     impl: str, tmp_path: Path, room: str, persistent: bool, request: pytest.FixtureRequest
 ) -> None:
-    """§17: Redis killed mid-chat: the servers stay up and close the connections that need it with 1013; once
-    Redis is back, clients reconnect and chat again. With persistence nothing acknowledged is lost and they
-    resume; without, the room has a new epoch and they are told (resumed: false)."""
+    """§17: Redis killed mid-chat: the servers stay up and close the connections that need it with 1013, and those
+    opened meanwhile right after the handshake; once Redis is back, clients reconnect and chat again. With
+    persistence nothing acknowledged is lost and they resume; without, the room has a new epoch and they are told
+    (resumed: false)."""
     ttl = 1.0
     env = {**FAST, "CHAT_HEARTBEAT_INTERVAL": "1", "CHAT_PRESENCE_TTL": str(ttl)}
     cluster = own_cluster(request, impl, env, tmp_path, persistent=persistent)
@@ -196,6 +197,8 @@ async def test_redis_dies(
             code, reason, _ = await member.client.closed()  # its next heartbeat needs Redis
             assert (code, reason) == UNAVAILABLE
         alice.client = bob.client = dave.client = None
+        for server in cluster.members:  # a connection opened meanwhile: no welcome, 1013 (chapters 1 and 3 wait
+            await closed_without_welcome(server, room, "erin", STALL_LIMIT + TIMEOUT)  # for pub/sub, 5 s at most)
         cluster.redis.start()
         for server in cluster.members:
             assert server.healthy()
@@ -218,6 +221,15 @@ async def test_redis_dies(
         await bob.close()
     finally:
         cluster.stop()
+
+
+async def closed_without_welcome(server: Server, room: str, user: str, timeout: float) -> None:
+    """Open a connection while Redis is unavailable: it is closed with 1013 right after the handshake (§17)."""
+    async with connect(chat_url(server, room, token=server.token(user)), open_timeout=timeout) as ws:
+        with pytest.raises(ConnectionClosed) as closed:  # no welcome
+            await asyncio.wait_for(ws.recv(), timeout)
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == UNAVAILABLE
 
 
 async def test_many_join_at_once(make_server: MakeServer, room: str) -> None:
@@ -292,12 +304,7 @@ async def test_redis_stalls(impl: str, tmp_path: Path, room: str, request: pytes
             assert asyncio.get_running_loop().time() - started < STALL_LIMIT + 1
             assert not any(f["type"] == "ack" for f in frames)
             started = asyncio.get_running_loop().time()
-            url = chat_url(cluster.members[1], room, token=cluster.token("carol"))
-            async with connect(url, open_timeout=STALL_LIMIT + TIMEOUT) as carol:
-                with pytest.raises(ConnectionClosed) as closed:  # no welcome: closed right after the handshake
-                    await asyncio.wait_for(carol.recv(), STALL_LIMIT + TIMEOUT)
-            assert closed.value.rcvd is not None
-            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == UNAVAILABLE
+            await closed_without_welcome(cluster.members[1], room, "carol", STALL_LIMIT + TIMEOUT)
             assert asyncio.get_running_loop().time() - started < STALL_LIMIT + 1
         finally:
             cluster.redis.process.send_signal(signal.SIGCONT)

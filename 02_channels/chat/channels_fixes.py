@@ -25,13 +25,12 @@ class ConsumerChannel:
     channel_name: str  # Channels', set once the layer has made the channel
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """1013 when Redis can't make the channel: Channels lets the error out, and daphne answers 500 (no test yet).
+        """1013 when Redis can't make the channel: Channels lets it out (tests/test_17_scale_out.py::test_redis_dies).
 
         The consumer loop asks the layer for the consumer's channel before the handshake is answered; with Redis
         down, the error leaves the application, and daphne answers HTTP 500 and logs its traceback. Like any
         connection that finds the backend unavailable, this one closes with 1013 right after the handshake (SPEC.md
-        §17). No test opens a connection while Redis is down: test_17_scale_out.py's stall keeps the channel's
-        SUBSCRIBE going. Whatever else ends the consumer, ``delete_channel`` runs."""
+        §17). Whatever else ends the consumer, ``delete_channel`` runs."""
         try:
             await super().__call__(scope, receive, send)  # type: ignore[misc]  # the consumer loop's
         except (redis.RedisError, BackendUnavailable) as exc:
