@@ -17,7 +17,7 @@ from websockets.http11 import Request
 from websockets.protocol import State
 
 from chatcore.hub import Hub
-from chatcore.limits import HEAD_TIMEOUT, LINGER, HeadCheck, refusal
+from chatcore.limits import HEAD_TIMEOUT, HeadGuard, refusal
 from chatcore.protocol import SLOW_CONSUMER
 from chatcore.session import CLOSE_TIMEOUT, WRITE_NOW
 
@@ -36,41 +36,28 @@ class HttpProtocol(H11Protocol):
     alive, of its first byte), and a head over the limits is refused before h11 or websockets see it.
     """
 
-    head: HeadCheck
-    deadline: asyncio.TimerHandle | None = None
-    refused = False
+    guard: HeadGuard
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Start the head's deadline: uvicorn waits for ever (tests/test_04_handshake.py::test_slow_head_is_closed)."""
         super().connection_made(transport)  # type: ignore[arg-type]
-        self.head = HeadCheck()
-        self.deadline = self.loop.call_later(HEAD_TIMEOUT, self.too_slow)
+        self.guard = HeadGuard(
+            self.loop.call_later, too_slow=self.too_slow, refuse=self.refuse, abort=self.transport.close
+        )
 
     def data_received(self, data: bytes) -> None:
         """Check the head first: uvicorn never sends websockets' 414 (test_04_handshake.py::test_oversized_head)."""
-        if self.refused:
-            return  # the rest of a refused head: dropped
-        if not self.head.done:
-            if self.deadline is None:  # the first byte of a head after a response
-                self.deadline = self.loop.call_later(HEAD_TIMEOUT, self.too_slow)
-            status = self.head.feed(data)
-            if status is not None:
-                self.refuse(status)
-                return
-            if self.head.done:
-                self.deadline.cancel()
-        super().data_received(data)
+        if self.guard.feed(data):
+            super().data_received(data)
 
     def on_response_complete(self) -> None:
         """The next head on a kept-alive connection gets the same check (no test sends two requests on one yet)."""
         super().on_response_complete()
-        self.head, self.deadline = HeadCheck(), None  # the next request on this connection: uvicorn's keep-alive
-        # timeout covers the wait for its first byte
+        self.guard.next_request()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """uvicorn's, and the head's deadline cancelled: a closed connection keeps no timer."""
-        if self.deadline is not None:
-            self.deadline.cancel()
+        self.guard.cancel()
         super().connection_lost(exc)
 
     def too_slow(self) -> None:
@@ -79,12 +66,8 @@ class HttpProtocol(H11Protocol):
 
     def refuse(self, status: HTTPStatus) -> None:
         logger.info("%s:%s - request head refused: %d %s", *self.client_address(), status.value, status.phrase)
-        if self.deadline is not None:
-            self.deadline.cancel()
-        self.refused = True
         self.transport.write(refusal(status))
         self.transport.write_eof()  # the client sees the end of the response, and closes
-        self.deadline = self.loop.call_later(LINGER, self.transport.close)
 
     def client_address(self) -> tuple[Any, Any]:
         return self.client or ("-", "-")

@@ -21,7 +21,6 @@ from daphne.access import AccessLogGenerator
 from daphne.ws_protocol import WebSocketProtocol
 from django.conf import settings as django_settings
 from twisted.internet import defer
-from twisted.internet.base import DelayedCall
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import connectionDone
 from twisted.internet.tcp import Port
@@ -31,7 +30,7 @@ from zope.interface import implementer
 
 from chat.hub import get_hub
 from chatcore.hub import SHUTDOWN_TIMEOUT
-from chatcore.limits import HEAD_TIMEOUT, LINGER, HeadCheck, refusal
+from chatcore.limits import HeadGuard, refusal
 from chatcore.protocol import SLOW_CONSUMER
 from chatcore.session import CLOSE_TIMEOUT, WRITE_NOW
 
@@ -69,58 +68,40 @@ class HttpChannel(http.HTTPChannel):  # type: ignore[misc]
     daphne's HTTP/2 needs the http2 and tls extras, which this course doesn't install.)
     """
 
-    head: HeadCheck | None = None  # while a request's head is arriving
-    deadline: DelayedCall | None = None
-    refused = False
+    guard: HeadGuard
 
     def connectionMade(self) -> None:
         """Start the head's deadline: Twisted has none (tests/test_04_handshake.py::test_slow_head_is_closed).
 
         Twisted's idle timeout only ends a connection that sends nothing for a minute: a head may trickle in."""
         super().connectionMade()
-        self.head = HeadCheck()
-        self.deadline = self.callLater(HEAD_TIMEOUT, self.too_slow)
+        self.guard = HeadGuard(
+            self.callLater, too_slow=self.too_slow, refuse=self.refuse, abort=self.transport.abortConnection
+        )
 
     def dataReceived(self, data: bytes) -> None:
         """Check the head first: Twisted answers 400, not 414 or 431 (test_04_handshake.py::test_oversized_head)."""
-        if self.refused:
-            return  # the rest of a refused head: dropped
-        if self.head is not None:
-            if self.deadline is None:  # the first byte of a head after a response
-                self.deadline = self.callLater(HEAD_TIMEOUT, self.too_slow)
-            status = self.head.feed(data)
-            if status is not None:
-                self.refuse(status)
-                return
-            if self.head.done:
-                self.deadline.cancel()
-                self.head = self.deadline = None  # Twisted reads the body, if any; a WebSocket leaves for good
-        super().dataReceived(data)
+        if self.guard.feed(data):
+            super().dataReceived(data)
 
     def requestDone(self, request: http.Request) -> None:
         """The next head on a kept-alive connection gets the same check (no test sends two requests on one yet)."""
         super().requestDone(request)
-        self.head, self.deadline = HeadCheck(), None  # the next one: Twisted's idle timeout covers its first byte
+        self.guard.next_request()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """Twisted's, and the head's deadline cancelled: a closed connection keeps no timer (no test)."""
-        if self.deadline is not None and self.deadline.active():
-            self.deadline.cancel()
+        self.guard.cancel()
         super().connectionLost(reason)
 
     def too_slow(self) -> None:
-        self.deadline = None
         self.transport.loseConnection()
 
     def refuse(self, status: HTTPStatus) -> None:
         peer = self.transport.getPeer()
         logger.info("%s:%s - request head refused: %d %s", peer.host, peer.port, status.value, status.phrase)
-        if self.deadline is not None:
-            self.deadline.cancel()
-        self.refused = True
         self.transport.write(refusal(status))
         self.transport.loseWriteConnection()  # the client sees the end of the response, and closes
-        self.deadline = self.callLater(LINGER, self.transport.abortConnection)
 
 
 class ChatWebSocketProtocol(WebSocketProtocol):  # type: ignore[misc]  # daphne has no type hints

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import resource
+from collections.abc import Callable
 from http import HTTPStatus
+from typing import Protocol
 
 logger = logging.getLogger("chat")
 
@@ -57,6 +59,73 @@ class HeadCheck:
             self.line = 0
             start = end + 1
         return None
+
+
+class Timer(Protocol):
+    """What a server's ``call_later`` returns: asyncio's ``TimerHandle``, Twisted's ``DelayedCall``."""
+
+    def cancel(self) -> object: ...
+
+
+class HeadGuard:
+    """SPEC.md §4.1 on one HTTP/1.1 connection, for a server whose HTTP protocol hands it every read before its
+    parser: each request head must arrive within HEAD_TIMEOUT (of the connection's start or, on a connection kept
+    alive, of the head's first byte), and within ``HeadCheck``'s limits.
+
+    ``call_later`` is the server's own (asyncio's or Twisted's). ``too_slow`` ends a connection whose head is late;
+    ``refuse(status)`` answers a head over the limits (``refusal``) and half-closes, and ``abort`` ends that
+    connection LINGER seconds later."""
+
+    def __init__(
+        self,
+        call_later: Callable[[float, Callable[[], None]], Timer],
+        *,
+        too_slow: Callable[[], None],
+        refuse: Callable[[HTTPStatus], None],
+        abort: Callable[[], None],
+    ) -> None:
+        self.call_later = call_later
+        self.too_slow, self.refuse, self.abort = too_slow, refuse, abort
+        self.head: HeadCheck | None = HeadCheck()  # while a request's head is arriving
+        self.timer: Timer | None = call_later(HEAD_TIMEOUT, self.expired)
+        self.refused = False
+
+    def feed(self, data: bytes) -> bool:
+        """Whether the server's parser may have ``data``: not once a head broke a limit (the rest is dropped)."""
+        if self.refused:
+            return False
+        if self.head is not None:
+            if self.timer is None:  # the first byte of a head after a response
+                self.timer = self.call_later(HEAD_TIMEOUT, self.expired)
+            status = self.head.feed(data)
+            if status is not None:
+                self.refused = True
+                self.cancel()
+                self.refuse(status)
+                self.timer = self.call_later(LINGER, self.expired)
+                return False
+            if self.head.done:
+                self.cancel()
+                self.head = None  # the parser reads the body, if any; a WebSocket leaves HTTP for good
+        return True
+
+    def next_request(self) -> None:
+        """A response is complete on a kept-alive connection: check the next head too (the server's keep-alive
+        timeout covers the wait for its first byte)."""
+        self.head = HeadCheck()
+
+    def cancel(self) -> None:
+        """Stop the timer. The server calls it when the connection is lost: a closed connection keeps none."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def expired(self) -> None:
+        self.timer = None  # gone off: Twisted's may not be cancelled any more
+        if self.refused:
+            self.abort()
+        else:
+            self.too_slow()
 
 
 def refusal_body(status: HTTPStatus) -> bytes:
