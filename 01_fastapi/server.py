@@ -25,7 +25,6 @@ from chatcore.web import INDEX_HTML, find_client_file, grant_token, health
 from uvicorn_fixes import ChatServer, ClientFaultsWithoutTraceback, HttpProtocol, WebSocketProtocol
 
 IMPL = "fastapi"
-logger = logging.getLogger("chat")
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -66,7 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
                 port=websocket.scope["server"][1],
             )
         except Refusal as refusal:
-            log_refusal(websocket.url.path, refusal)
+            log_refusal(websocket.scope["path"], refusal)
             await websocket.close()  # before accept: uvicorn answers HTTP 403
             return
         await websocket.accept()

@@ -109,7 +109,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
                 self.close_slow_consumer()
 
     def resume_writing(self) -> None:
-        """The client reads again: its pongs no longer pile up (test_19_load.py::test_ping_flood)."""
+        """The client reads again: its unread pongs are counted from zero again (no test fails without it)."""
         super().resume_writing()
         self.unsent_pongs = 0  # the client reads
 
@@ -164,6 +164,7 @@ class ChatServer(uvicorn.Server):
     """uvicorn that closes chat connections with 1001 (SPEC.md §14) before its own shutdown sends 1012."""
 
     def __init__(self, config: uvicorn.Config, hub: Hub) -> None:
+        """uvicorn's server, with the hub its shutdown closes."""
         super().__init__(config)
         self.hub = hub
 

@@ -237,7 +237,7 @@ class ChatServer(daphne.server.Server):  # type: ignore[misc]
     """
 
     def __init__(self, application: Any, **kwargs: Any) -> None:
-        """SPEC.md's options over daphne's: 1 MiB frames, for one (tests/test_13_limits.py::test_frame_size_limit).
+        """SPEC.md's options over daphne's, whose frames stop at 1 MiB (tests/test_13_limits.py::test_frame_size_limit).
 
         Set here, not by the caller, because ``manage.py runserver`` passes daphne's own."""
         chat = django_settings.CHAT

@@ -83,7 +83,7 @@ async def file_response(websocket: ServerConnection, path: Path) -> Response:
 def respond_bytes(websocket: ServerConnection, status: HTTPStatus, body: bytes, content_type: str) -> Response:
     """The library's ``respond()``, with ``body`` of type ``content_type`` instead of plain text."""
     response = websocket.respond(status, "")
-    del response.headers["Content-Length"], response.headers["Content-Type"]
+    del response.headers["Content-Length"], response.headers["Content-Type"]  # setting a header adds one more
     response.headers.update({"Content-Length": str(len(body)), "Content-Type": content_type})
     response.body = body
     return response

@@ -59,7 +59,7 @@ async def create_server(settings: Settings, hub: Hub) -> Server:
             user = authenticate(settings, query, parse_cookies(request.headers))
             handshakes[websocket] = check_request(user=user, room=room, query=query)
         except Refusal as refusal:
-            log_refusal(url.path, refusal)
+            log_refusal(unquote(url.path), refusal)
             return forbidden(websocket)
         return None  # the library goes on with the handshake, checking Origin against `origins`
 
@@ -71,7 +71,7 @@ async def create_server(settings: Settings, hub: Hub) -> Server:
             return response
         if isinstance(websocket.protocol.handshake_exc, InvalidOrigin):
             # The library refused the Origin and says so in the body. SPEC.md §4: the reason goes to the log.
-            log_refusal(urlsplit(request.path).path, origin_refused(request.headers.get("Origin", "")))
+            log_refusal(unquote(urlsplit(request.path).path), origin_refused(request.headers.get("Origin", "")))
             response = forbidden(websocket)
         access_log.info('%s:%s - "%s %s" %d', host, port, method, path, response.status_code)
         return response

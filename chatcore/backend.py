@@ -188,7 +188,7 @@ def create_backend(settings: Settings, fanout: Fanout | None = None) -> tuple[Ba
     in this process; redis://, rediss:// or unix://, Redis, shared by every process (redis-py is imported only
     then). ``fanout`` replaces the backend's own (chapter 2 fans out through its channel layer)."""
     scheme = urlsplit(settings.redis_url).scheme
-    if not scheme:
+    if not settings.redis_url:
         backend = MemoryBackend(settings.history_size, room_ttl=settings.room_ttl, max_rooms=settings.max_rooms)
         return backend, LocalFanout() if fanout is None else fanout
     if scheme in REDIS_SCHEMES:

@@ -55,6 +55,7 @@ def check_origin(settings: Settings, origin: str | None, port: int) -> None:
 
 
 def origin_refused(origin: str) -> str:
+    """Why a handshake from ``origin`` is refused, for ``log_refusal`` (and for chapters whose framework checks it)."""
     return f"Origin {shorten(origin)!r} is not allowed; set CHAT_ALLOWED_ORIGINS to allow it."
 
 

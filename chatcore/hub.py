@@ -39,7 +39,7 @@ class Hub:
         self.settings = settings
         self.backend, self.fanout = create_backend(settings, fanout)
         self.sessions: set[Session] = set()
-        self.members: set[Session] = set()  # those the backend counts among their room's members
+        self.joined: set[Session] = set()  # the sessions the backend counts among their room's members
         self.shutting_down = False
         self.sweeper: asyncio.Task[None] | None = None
 
@@ -55,7 +55,7 @@ class Hub:
             await self.fanout.subscribe(session)  # subscribe first: miss nothing meanwhile
             # Join before the snapshot: a room counted as occupied is not forgotten (new epoch) in between.
             presence = await self.backend.join(handshake.room, handshake.user)
-            self.members.add(session)
+            self.joined.add(session)
             snapshot = await self.backend.snapshot(handshake.room, handshake.since, handshake.epoch)
         except BackendUnavailable as exc:
             logger.warning("Closing %r in %r at once: %s", session.user, session.room, exc)
@@ -93,8 +93,8 @@ class Hub:
             return  # already done
         self.sessions.discard(session)
         try:
-            if session in self.members:  # first: the backend forgets this connection even if Redis is down
-                self.members.discard(session)
+            if session in self.joined:  # first: the backend forgets this connection even if Redis is down
+                self.joined.discard(session)
                 presence = await self.backend.leave(session.room, session.user)
                 if presence.changed:
                     frame = presence_frame("leave", user=session.user, count=len(presence.members))

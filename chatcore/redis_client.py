@@ -43,7 +43,7 @@ def channel(room: str) -> str:
 
 
 def room_of(channel_name: str) -> str:
-    """The room whose pub/sub ``channel`` this is."""
+    """The room whose pub/sub channel (``channel(room)``) is ``channel_name``."""
     return channel_name[channel_name.index("{") + 1 : channel_name.rindex("}")]
 
 
@@ -76,6 +76,7 @@ class Heard(AbstractConnection):
         disconnect_on_error: bool = True,
         push_request: bool | None = False,
     ) -> Any:
+        """redis-py's, and ``hearing`` told: what Redis's deadline (``errors_as_unavailable``) measures silence by."""
         response = await super().read_response(
             disable_decoding, timeout, disconnect_on_error=disconnect_on_error, push_request=push_request
         )

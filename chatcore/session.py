@@ -56,11 +56,8 @@ CLOSE_TIMEOUT = 5.0  # how long a server-side close may wait for the socket to a
 
 
 class Ended(Exception):
-    """Raised by ``next_frame`` when the writer must send nothing more: the connection is closing for ``close``."""
-
-    def __init__(self, close: Close) -> None:
-        super().__init__(close.reason)
-        self.close = close
+    """Raised by ``next_frame`` when the writer must send nothing more: the connection is closing (``Session.ended``
+    says why)."""
 
 
 class Session:
@@ -177,7 +174,7 @@ class Session:
             seq, frame = item
             if seq:
                 if seq <= self.last_seq:
-                    # Already sent: the replay and the live stream overlap (see Hub.connect), or it was refilled.
+                    # Already sent: the replay and the live stream overlap (see welcome), or it was refilled.
                     continue
                 if seq > self.last_seq + 1:
                     # Those in between may still be on their way: two processes' fan-outs (chapter 2's layer)
@@ -198,13 +195,15 @@ class Session:
             snapshot = await self.hub.backend.snapshot(self.room, self.last_seq, self.epoch)
         except BackendUnavailable as exc:
             self.unavailable(exc)
-            raise self.stop(UNAVAILABLE) from None
+            raise Ended from None
         if self.history_lost(snapshot, self.last_seq):  # the writer's own: it did not change meanwhile
-            raise self.stop(UNAVAILABLE)
+            self.close(UNAVAILABLE)
+            raise Ended
         if not snapshot.resumed:
             # They have left history: this connection fell too far behind. Send nothing past the gap; the
             # client resumes with since= and is told (resumed: false) that it may have missed some (§13.4).
-            raise self.stop(SLOW_CONSUMER)
+            self.close(SLOW_CONSUMER)
+            raise Ended
         self.backlog.extendleft((message.seq, message.frame) for message in reversed(snapshot.messages))
         self.ahead.clear()  # all among the refilled: they were committed before the snapshot
         self.queued_seq = max(self.queued_seq, snapshot.seq)
@@ -315,11 +314,6 @@ class Session:
             return False
         logger.warning("Closing %r in %r: the room's history was reset (epoch %s)", self.user, self.room, room.epoch)
         return True
-
-    def stop(self, close: Close) -> Ended:
-        """``close``, for the writer: ``raise self.stop(close)`` ends ``next_frame``, which sends nothing more."""
-        self.close(close)
-        return Ended(close)
 
     async def run(
         self,

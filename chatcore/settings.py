@@ -6,7 +6,6 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DEV_SECRET = "dev-secret-change-me-dev-secret-change-me"  # 32+ bytes: HS256 wants a key that long
@@ -47,7 +46,8 @@ class Settings:
         """Read every ``CHAT_*`` variable; a malformed value stops start-up with a message naming it."""
         env = os.environ if environ is None else environ
         redis_url = env.get("CHAT_REDIS_URL", "")
-        if redis_url and urlsplit(redis_url).scheme not in REDIS_SCHEMES:
+        scheme, separator, _ = redis_url.partition("://")
+        if redis_url and (scheme not in REDIS_SCHEMES or not separator):
             raise ValueError(f"CHAT_REDIS_URL must start with redis://, rediss:// or unix://, got {redis_url!r}.")
         interval = _number(env, "CHAT_HEARTBEAT_INTERVAL", 20.0, minimum=0.01)
         rate = _number(env, "CHAT_RATE_LIMIT", 10.0, minimum=0.001)

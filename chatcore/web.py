@@ -29,7 +29,8 @@ class Cookie:
 
     def header(self) -> str:
         """The ``Set-Cookie`` header's value, for a server that has no ``set_cookie``."""
-        return f"{self.key}={self.value}; Max-Age={self.max_age}; Path={self.path}; HttpOnly; SameSite={self.samesite}"
+        httponly = "; HttpOnly" if self.httponly else ""
+        return f"{self.key}={self.value}; Max-Age={self.max_age}; Path={self.path}{httponly}; SameSite={self.samesite}"
 
 
 @dataclass(frozen=True, slots=True)

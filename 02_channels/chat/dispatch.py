@@ -24,7 +24,8 @@ class LeanDispatch:
     message is taken only once the previous one of its source is handled, so the channel layer's capacity still
     bounds what waits. No database hop: a consumer that uses Django's ORM must keep it (02_channels/README.md).
 
-    Mixed in before Channels' consumer class: ``class ChatConsumer(LeanDispatch, AsyncWebsocketConsumer)``."""
+    Mixed in before Channels' consumer class: ``class ChatConsumer(ConsumerChannel, LeanDispatch,
+    AsyncWebsocketConsumer)``."""
 
     channel_layer_alias: str  # Channels'
 

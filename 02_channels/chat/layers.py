@@ -132,7 +132,8 @@ class PubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]  # chan
 
     async def delete_channel(self, channel: str) -> None:
         """Forget a consumer's channel and unsubscribe from it, as the layer does when the consumer's pending
-        ``receive()`` is cancelled (see ``ChatConsumer.delete_channel`` for when that doesn't happen)."""
+        ``receive()`` is cancelled (see ``ConsumerChannel.delete_channel`` in chat/channels_fixes.py for when that
+        doesn't happen)."""
         layer = self._get_layer()
         if layer.channels.pop(channel, None) is not None:
             await layer._get_shard(channel).unsubscribe(channel)
