@@ -1,7 +1,7 @@
 # One chat protocol, three implementations. `make help` lists what you can do.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help venv install compile-requirements run run-fastapi run-channels run-websockets run-cluster chat test pitfalls bench-smoke stress client-test test-running exercise exercise-check docs autobahn bench-quick bench bench-ui lint format clean
+.PHONY: help venv install compile-requirements run run-fastapi run-channels run-websockets run-deploy run-cluster chat test pitfalls bench-smoke stress client-test test-running exercise exercise-check docs autobahn bench-quick bench bench-ui lint format clean
 
 PYTHON ?= python3
 VENV := .venv
@@ -82,6 +82,10 @@ run-channels: venv ## Chapter 2: Django Channels + daphne on 127.0.0.1:8002 (POR
 run-websockets: venv ## Chapter 3: the websockets library on 127.0.0.1:8003 (PORT= overrides)
 	CHAT_PORT=$(or $(PORT),8003) $(PY) 03_websockets/server.py
 
+run-deploy: install ## Chapter 4: WORKERS processes of IMPL on one Redis, behind HAProxy over TLS, on https://127.0.0.1:8443 (PORT= overrides)
+	@test -n "$(IMPL)" || { echo 'Say which chapter: make run-deploy IMPL=fastapi|channels|websockets WORKERS=2'; exit 2; }
+	$(PY) 04_deploy/deploy.py --impl $(IMPL) --workers $(or $(WORKERS),2) --port $(or $(PORT),8443)
+
 run-cluster: venv ## One chapter as WORKERS processes on a redis-server of their own: IMPL=channels WORKERS=2 (PORT=8101)
 	@test -n "$(IMPL)" || { echo 'Say which chapter: make run-cluster IMPL=fastapi|channels|websockets WORKERS=2'; exit 2; }
 	$(PY) -m tests.cluster $(IMPL) $(or $(WORKERS),2) $(or $(PORT),8101)
@@ -91,7 +95,7 @@ chat: venv ## Chapter 0: chat from the terminal with a running server: NAME=alic
 
 test: install ## Run every test: chatcore's, chapter 0's with the primer and the pitfalls, the docs', each chapter's own, the client's, then the conformance suite (IMPL= for one)
 	@# Exit status 5 means PYTEST_ARGS (say -k resume) selected none of a folder's tests: not a failure.
-	@for folder in chatcore 00_protocol docs $(if $(IMPL),$(CHAPTER_$(IMPL)),$(CHAPTERS)); do \
+	@for folder in chatcore 00_protocol docs $(if $(IMPL),$(CHAPTER_$(IMPL)),$(CHAPTERS) 04_deploy); do \
 		echo "$(PY) -m pytest $$folder $(PYTEST_ARGS)"; $(PY) -m pytest $$folder $(PYTEST_ARGS); \
 		status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ] || exit $$status; \
 	done
@@ -146,6 +150,7 @@ lint: $(DEV) ## ruff (lint and format check) and mypy (strict) on the core, the 
 	$(VENV)/bin/mypy 01_fastapi
 	MYPYPATH=02_channels $(VENV)/bin/mypy 02_channels
 	$(VENV)/bin/mypy 03_websockets
+	MYPYPATH=04_deploy $(VENV)/bin/mypy 04_deploy
 	MYPYPATH=benchmarks $(VENV)/bin/mypy benchmarks
 	for file in shared_client/*.js $(CLIENT_TESTS) 00_protocol/pitfalls/*.js 00_protocol/pitfalls/*.mjs; do $(NODE) --check "$$file" || exit 1; done
 

@@ -1,8 +1,9 @@
 """What the tests need from the machine, outside Python: found, installed where the course knows how, or named.
 
 The chapters need none of it (`make run` installs Python packages only). The tests need ``redis-server`` (the
-scale-out tests start their own), ``curl`` (the primer's first command) and a Chromium-family browser for the
-page's tests (``CHROMIUM=/path/to/browser`` names one). Node.js comes with the Python packages (.venv/bin/node).
+scale-out tests start their own), ``curl`` (the primer's first command), ``haproxy`` (chapter 4 starts its own,
+in front of the chapters) and a Chromium-family browser for the page's tests (``CHROMIUM=/path/to/browser`` names
+one). Node.js comes with the Python packages (.venv/bin/node).
 
     python -m tests.machine            what is found, and what is missing with the commands that install it
     python -m tests.machine --install  installs what is missing (apt-get, Homebrew, Playwright), then checks again
@@ -108,6 +109,7 @@ class Need:
 
 REDIS = Need("redis-server", lambda: shutil.which("redis-server") is not None, apt="redis-server", brew="redis")
 CURL = Need("curl", lambda: shutil.which("curl") is not None, apt="curl", brew=None)
+HAPROXY = Need("haproxy", lambda: shutil.which("haproxy") is not None, apt="haproxy", brew="haproxy")
 BROWSER = Need(
     "a Chromium-family browser",
     has_browser,
@@ -116,7 +118,7 @@ BROWSER = Need(
     ubuntu=[*PLAYWRIGHT, "--with-deps", "chromium"],
     macos=[*PLAYWRIGHT, "chromium"],
 )
-NEEDS = [REDIS, CURL, BROWSER]
+NEEDS = [REDIS, CURL, HAPROXY, BROWSER]
 
 
 def sudo() -> list[str]:

@@ -1,0 +1,155 @@
+"""Chapter 4: HAProxy in front of N processes of one chapter on one Redis, over TLS (make run-deploy)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx2
+import trustme
+
+from tests.harness import ServerProcess, free_port
+from tests.implementations import IMPLEMENTATIONS, Implementation
+from tests.machine import HAPROXY, missing_message
+from tests.redis_server import RedisServer
+
+HERE = Path(__file__).resolve().parent
+HAPROXY_CFG = HERE / "haproxy.cfg"
+HOST = "127.0.0.1"
+# Timeouts
+START_TIMEOUT = 10.0  # for HAProxy to answer /healthz through TLS
+STOP_TIMEOUT = 5.0
+
+
+class Deployment:
+    """Redis, ``workers`` processes of ``impl`` on it, and HAProxy in front of them on ``port`` (a free one if 0),
+    with a certificate made for the run by a certificate authority made for the run (``ca_file``, which clients
+    trust). Everything is on 127.0.0.1 and stops with ``stop()``."""
+
+    def __init__(self, impl: Implementation, workers: int, run_dir: Path, *, port: int = 0) -> None:
+        self.impl, self.run_dir = impl, run_dir
+        self.port = port or free_port()
+        self.url = f"https://{HOST}:{self.port}"
+        self.origin = self.url  # the page's origin: the proxy's, which the processes must allow (SPEC.md §4)
+        self.ca_file = run_dir / "ca.pem"
+        self.pem = run_dir / "chat.pem"  # HAProxy's: the certificate, its chain and its key, in one file
+        self.redis = RedisServer(run_dir)
+        self.secret = os.environ.get("CHAT_SECRET") or secrets.token_hex(32)  # every process signs with it
+        env = {
+            "CHAT_REDIS_URL": self.redis.url,
+            "CHAT_SECRET": self.secret,
+            "CHAT_ALLOWED_ORIGINS": f"{self.url},https://localhost:{self.port}",
+        }
+        self.workers = [ServerProcess(impl, env, run_dir) for _ in range(workers)]
+        self.haproxy: subprocess.Popen[bytes] | None = None
+        self.log_path = run_dir / "haproxy.log"
+
+    def start(self) -> Deployment:
+        self.make_certificate()
+        self.redis.start()
+        for worker in self.workers:
+            worker.start()
+        self.start_haproxy()
+        return self
+
+    def make_certificate(self) -> None:
+        authority = trustme.CA()
+        authority.cert_pem.write_to_path(str(self.ca_file))
+        certificate = authority.issue_cert(HOST, "localhost")
+        certificate.private_key_and_cert_chain_pem.write_to_path(str(self.pem))
+
+    def start_haproxy(self) -> None:
+        executable = shutil.which("haproxy")
+        if executable is None:
+            raise RuntimeError(missing_message([HAPROXY]))
+        config = self.run_dir / "haproxy.cfg"
+        servers = "".join(
+            f"    server chat{n} {worker.url.removeprefix('http://')}\n" for n, worker in enumerate(self.workers, 1)
+        )
+        config.write_text(HAPROXY_CFG.read_text() + servers)
+        env = {**os.environ, "DEPLOY_HOST": HOST, "DEPLOY_PORT": str(self.port), "DEPLOY_PEM": str(self.pem)}
+        with self.log_path.open("ab") as log:  # -db: in the foreground, logging to stderr
+            self.haproxy = subprocess.Popen(
+                [executable, "-db", "-f", str(config)], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self.healthy():
+            if self.haproxy.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"HAProxy did not answer {self.url}/healthz:\n{self.log_path.read_text()}")
+            time.sleep(0.05)  # ok-sleep: polling a process that is starting, bounded by the deadline
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """What a client of this deployment trusts: the run's certificate authority."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def healthy(self) -> bool:
+        try:
+            return httpx2.get(f"{self.url}/healthz", verify=self.ssl_context(), timeout=2).status_code == 200
+        except httpx2.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        """HAProxy first (no new connections), then the processes (1001 to every client), then Redis."""
+        if self.haproxy is not None and self.haproxy.poll() is None:
+            self.haproxy.terminate()
+            try:
+                self.haproxy.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.haproxy.kill()
+                self.haproxy.wait()
+        for worker in self.workers:
+            worker.stop()
+        self.redis.kill()
+
+
+@contextmanager
+def deployed(impl: Implementation, workers: int, run_dir: Path, *, port: int = 0) -> Iterator[Deployment]:
+    deployment = Deployment(impl, workers, run_dir, port=port)
+    try:
+        yield deployment.start()
+    finally:
+        deployment.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--impl", choices=sorted(IMPLEMENTATIONS), default="fastapi")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--port", type=int, default=8443)
+    options = parser.parse_args()
+    stop = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    with tempfile.TemporaryDirectory(prefix="chat-deploy-") as tmp:
+        run_dir = Path(tmp)
+        with deployed(IMPLEMENTATIONS[options.impl], options.workers, run_dir, port=options.port) as deployment:
+            print(f"Chat ({options.impl}), {options.workers} processes behind HAProxy: {deployment.url}")
+            print(f"Your browser will warn about the certificate: trust {deployment.ca_file}, or accept it once.")
+            logs = [deployment.log_path, *(worker.log_path for worker in deployment.workers)]
+            print("Logs, while it runs: " + ", ".join(str(path) for path in logs))
+            try:
+                while not stop:
+                    time.sleep(0.5)  # ok-sleep: waiting for Ctrl+C or SIGTERM
+            except KeyboardInterrupt:
+                pass
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Chapter 4's own tests: each chapter, two processes on one Redis, behind HAProxy over TLS (SPEC.md §4, §17)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
+from websockets.typing import Origin
+
+from deploy import Deployment, deployed
+from tests.implementations import IMPLEMENTATIONS
+
+TIMEOUT = 5.0
+
+
+@pytest.fixture(params=sorted(IMPLEMENTATIONS))
+def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
+    with deployed(IMPLEMENTATIONS[request.param], 2, tmp_path) as running:
+        yield running
+
+
+def token(deployment: Deployment, user: str) -> str:
+    response = httpx2.get(f"{deployment.url}/api/token", params={"user": user}, verify=deployment.ssl_context())
+    response.raise_for_status()
+    return str(response.json()["token"])
+
+
+async def next_of(ws: ClientConnection, kind: str) -> dict[str, object]:
+    """The next frame of type ``kind``, skipping others."""
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            frame: dict[str, object] = json.loads(await ws.recv())
+            if frame["type"] == kind:
+                return frame
+
+
+async def test_the_page_over_https(deployment: Deployment) -> None:
+    """§2 through the proxy: the page over https://, with the certificate of the run."""
+    response = httpx2.get(f"{deployment.url}/", verify=deployment.ssl_context(), timeout=TIMEOUT)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+
+
+async def test_chat_over_wss(deployment: Deployment) -> None:
+    """§7, §17 through the proxy: two members from the page's https:// origin, each on either process, chat over
+    wss:// (the proxy balances by open connections: the two land on different processes)."""
+    url = deployment.url.replace("https://", "wss://") + "/ws/chat/lobby"
+    context, origin = deployment.ssl_context(), Origin(deployment.origin)
+    async with (
+        connect(f"{url}?token={token(deployment, 'alice')}", ssl=context, origin=origin) as alice,
+        connect(f"{url}?token={token(deployment, 'bob')}", ssl=context, origin=origin) as bob,
+    ):
+        await next_of(alice, "welcome")
+        await next_of(bob, "welcome")
+        await alice.send(json.dumps({"type": "chat.message", "id": "m1", "payload": {"text": "hello"}}))
+        for member in (alice, bob):
+            message = await next_of(member, "chat.message")
+            payload = message["payload"]
+            assert isinstance(payload, dict) and (payload["user"], payload["text"]) == ("alice", "hello")
+
+
+async def test_other_origins_are_refused(deployment: Deployment) -> None:
+    """§4 through the proxy: a page of another origin gets 403."""
+    url = deployment.url.replace("https://", "wss://") + f"/ws/chat/lobby?token={token(deployment, 'eve')}"
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(url, ssl=deployment.ssl_context(), origin=Origin("https://evil.example")):
+            pass
+    assert refused.value.response.status_code == 403
