@@ -14,6 +14,7 @@ IMPL ?=
 PORT ?=
 PYTEST_ARGS ?=
 WORKERS ?=
+PROXY ?=
 N ?=
 NAME ?=
 ROOM ?= lobby
@@ -29,7 +30,7 @@ help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-20s %s\n", $$1, $$2}'
 	@echo
 	@echo "  Variables: IMPL=fastapi|channels|websockets (test one implementation), PORT=9000 (run on another port),"
-	@echo "             NAME=alice ROOM=lobby (chat), N=1 (exercise), WORKERS=2 (run-cluster),"
+	@echo "             NAME=alice ROOM=lobby (chat), N=1 (exercise), WORKERS=2 (run-cluster, run-deploy), PROXY=nginx (run-deploy),"
 	@echo "             CHAT_SERVER_URL=http://host:port (test-running),"
 	@echo "             PYTHON=python3.12 (the Python that makes .venv: 3.11 or newer; make clean to change it),"
 	@echo "             CHROMIUM=/path/to/chrome (the browser of the page's tests: see tests/machine.py),"
@@ -82,9 +83,9 @@ run-channels: venv ## Chapter 2: Django Channels + daphne on 127.0.0.1:8002 (POR
 run-websockets: venv ## Chapter 3: the websockets library on 127.0.0.1:8003 (PORT= overrides)
 	CHAT_PORT=$(or $(PORT),8003) $(PY) 03_websockets/server.py
 
-run-deploy: install ## Chapter 4: WORKERS processes of IMPL on one Redis, behind HAProxy over TLS, on https://127.0.0.1:8443 (PORT= overrides)
+run-deploy: install ## Chapter 4: WORKERS processes of IMPL on one Redis, behind HAProxy (PROXY=nginx) over TLS, on https://127.0.0.1:8443
 	@test -n "$(IMPL)" || { echo 'Say which chapter: make run-deploy IMPL=fastapi|channels|websockets WORKERS=2'; exit 2; }
-	$(PY) 04_deploy/deploy.py --impl $(IMPL) --workers $(or $(WORKERS),2) --port $(or $(PORT),8443)
+	$(PY) 04_deploy/deploy.py --impl $(IMPL) --workers $(or $(WORKERS),2) --port $(or $(PORT),8443) --proxy $(or $(PROXY),haproxy)
 
 run-cluster: venv ## One chapter as WORKERS processes on a redis-server of their own: IMPL=channels WORKERS=2 (PORT=8101)
 	@test -n "$(IMPL)" || { echo 'Say which chapter: make run-cluster IMPL=fastapi|channels|websockets WORKERS=2'; exit 2; }

@@ -1,4 +1,4 @@
-"""Chapter 4: HAProxy in front of N processes of one chapter on one Redis, over TLS (make run-deploy)."""
+"""Chapter 4: a proxy (HAProxy, or nginx) in front of N processes of one chapter on one Redis, over TLS."""
 
 from __future__ import annotations
 
@@ -21,11 +21,13 @@ import trustme
 
 from tests.harness import ServerProcess, free_port
 from tests.implementations import IMPLEMENTATIONS, Implementation
-from tests.machine import HAPROXY, missing_message
+from tests.machine import HAPROXY, NGINX, Need, missing_message
 from tests.redis_server import RedisServer
 
 HERE = Path(__file__).resolve().parent
 HAPROXY_CFG = HERE / "haproxy.cfg"
+NGINX_CONF = HERE / "nginx.conf"
+PROXIES: dict[str, Need] = {"haproxy": HAPROXY, "nginx": NGINX}
 HOST = "127.0.0.1"
 # Timeouts
 START_TIMEOUT = 10.0  # for HAProxy to answer /healthz through TLS
@@ -33,17 +35,20 @@ STOP_TIMEOUT = 5.0
 
 
 class Deployment:
-    """Redis, ``workers`` processes of ``impl`` on it, and HAProxy in front of them on ``port`` (a free one if 0),
+    """Redis, ``workers`` processes of ``impl`` on it, and ``proxy`` in front of them on ``port`` (a free one if 0),
     with a certificate made for the run by a certificate authority made for the run (``ca_file``, which clients
     trust). Everything is on 127.0.0.1 and stops with ``stop()``."""
 
-    def __init__(self, impl: Implementation, workers: int, run_dir: Path, *, port: int = 0) -> None:
-        self.impl, self.run_dir = impl, run_dir
+    def __init__(
+        self, impl: Implementation, workers: int, run_dir: Path, *, port: int = 0, proxy: str = "haproxy"
+    ) -> None:
+        self.impl, self.run_dir, self.proxy = impl, run_dir, proxy
         self.port = port or free_port()
         self.url = f"https://{HOST}:{self.port}"
         self.origin = self.url  # the page's origin: the proxy's, which the processes must allow (SPEC.md §4)
         self.ca_file = run_dir / "ca.pem"
         self.pem = run_dir / "chat.pem"  # HAProxy's: the certificate, its chain and its key, in one file
+        self.cert, self.key = run_dir / "chat.crt", run_dir / "chat.key"  # nginx's: the same, in two files
         self.redis = RedisServer(run_dir)
         self.secret = os.environ.get("CHAT_SECRET") or secrets.token_hex(32)  # every process signs with it
         env = {
@@ -52,15 +57,15 @@ class Deployment:
             "CHAT_ALLOWED_ORIGINS": f"{self.url},https://localhost:{self.port}",
         }
         self.workers = [ServerProcess(impl, env, run_dir) for _ in range(workers)]
-        self.haproxy: subprocess.Popen[bytes] | None = None
-        self.log_path = run_dir / "haproxy.log"
+        self.process: subprocess.Popen[bytes] | None = None  # the proxy's
+        self.log_path = run_dir / f"{proxy}.log"
 
     def start(self) -> Deployment:
         self.make_certificate()
         self.redis.start()
         for worker in self.workers:
             worker.start()
-        self.start_haproxy()
+        self.start_proxy()
         return self
 
     def make_certificate(self) -> None:
@@ -68,26 +73,34 @@ class Deployment:
         authority.cert_pem.write_to_path(str(self.ca_file))
         certificate = authority.issue_cert(HOST, "localhost")
         certificate.private_key_and_cert_chain_pem.write_to_path(str(self.pem))
+        certificate.private_key_pem.write_to_path(str(self.key))
+        self.cert.write_bytes(b"".join(pem.bytes() for pem in certificate.cert_chain_pems))
 
-    def start_haproxy(self) -> None:
-        executable = shutil.which("haproxy")
+    def start_proxy(self) -> None:
+        executable = shutil.which(self.proxy)
         if executable is None:
-            raise RuntimeError(missing_message([HAPROXY]))
-        config = self.run_dir / "haproxy.cfg"
-        servers = "".join(
-            f"    server chat{n} {worker.url.removeprefix('http://')}\n" for n, worker in enumerate(self.workers, 1)
-        )
-        config.write_text(HAPROXY_CFG.read_text() + servers)
-        env = {**os.environ, "DEPLOY_HOST": HOST, "DEPLOY_PORT": str(self.port), "DEPLOY_PEM": str(self.pem)}
-        with self.log_path.open("ab") as log:  # -db: in the foreground, logging to stderr
-            self.haproxy = subprocess.Popen(
-                [executable, "-db", "-f", str(config)], env=env, stdout=log, stderr=subprocess.STDOUT
-            )
+            raise RuntimeError(missing_message([PROXIES[self.proxy]]))
+        addresses = [worker.url.removeprefix("http://") for worker in self.workers]
+        config, env = self.run_dir / f"{self.proxy}.conf", dict(os.environ)
+        if self.proxy == "haproxy":  # its configuration reads the environment; the servers go at its end
+            config.write_text(HAPROXY_CFG.read_text() + "".join(f"    server {a} {a}\n" for a in addresses))
+            env.update(DEPLOY_HOST=HOST, DEPLOY_PORT=str(self.port), DEPLOY_PEM=str(self.pem))
+            command = [executable, "-db", "-f", str(config)]  # in the foreground, logging to stderr
+        else:
+            servers = "".join(f"        server {a} max_fails=1 fail_timeout=2s;\n" for a in addresses)
+            values = {"RUN_DIR": self.run_dir, "HOST": HOST, "PORT": self.port, "CERT": self.cert, "KEY": self.key}
+            text = NGINX_CONF.read_text().replace("@SERVERS@", servers)
+            for name, value in values.items():
+                text = text.replace(f"@{name}@", str(value))
+            config.write_text(text)
+            command = [executable, "-p", str(self.run_dir), "-e", "stderr", "-c", str(config), "-g", "daemon off;"]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT
         while not self.healthy():
-            if self.haproxy.poll() is not None or time.monotonic() > deadline:
+            if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"HAProxy did not answer {self.url}/healthz:\n{self.log_path.read_text()}")
+                raise RuntimeError(f"{self.proxy} did not answer {self.url}/healthz:\n{self.log_path.read_text()}")
             time.sleep(0.05)  # ok-sleep: polling a process that is starting, bounded by the deadline
 
     def ssl_context(self) -> ssl.SSLContext:
@@ -101,22 +114,24 @@ class Deployment:
             return False
 
     def stop(self) -> None:
-        """HAProxy first (no new connections), then the processes (1001 to every client), then Redis."""
-        if self.haproxy is not None and self.haproxy.poll() is None:
-            self.haproxy.terminate()
+        """The proxy first (no new connections), then the processes (1001 to every client), then Redis."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
             try:
-                self.haproxy.wait(STOP_TIMEOUT)
+                self.process.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
-                self.haproxy.kill()
-                self.haproxy.wait()
+                self.process.kill()
+                self.process.wait()
         for worker in self.workers:
             worker.stop()
         self.redis.kill()
 
 
 @contextmanager
-def deployed(impl: Implementation, workers: int, run_dir: Path, *, port: int = 0) -> Iterator[Deployment]:
-    deployment = Deployment(impl, workers, run_dir, port=port)
+def deployed(
+    impl: Implementation, workers: int, run_dir: Path, *, port: int = 0, proxy: str = "haproxy"
+) -> Iterator[Deployment]:
+    deployment = Deployment(impl, workers, run_dir, port=port, proxy=proxy)
     try:
         yield deployment.start()
     finally:
@@ -128,6 +143,7 @@ def main() -> None:
     parser.add_argument("--impl", choices=sorted(IMPLEMENTATIONS), default="fastapi")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--port", type=int, default=8443)
+    parser.add_argument("--proxy", choices=sorted(PROXIES), default="haproxy")
     options = parser.parse_args()
     stop = False
 
@@ -138,8 +154,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, on_signal)
     with tempfile.TemporaryDirectory(prefix="chat-deploy-") as tmp:
         run_dir = Path(tmp)
-        with deployed(IMPLEMENTATIONS[options.impl], options.workers, run_dir, port=options.port) as deployment:
-            print(f"Chat ({options.impl}), {options.workers} processes behind HAProxy: {deployment.url}")
+        impl = IMPLEMENTATIONS[options.impl]
+        with deployed(impl, options.workers, run_dir, port=options.port, proxy=options.proxy) as deployment:
+            print(f"Chat ({options.impl}), {options.workers} processes behind {options.proxy}: {deployment.url}")
             print(f"Your browser will warn about the certificate: trust {deployment.ca_file}, or accept it once.")
             logs = [deployment.log_path, *(worker.log_path for worker in deployment.workers)]
             print("Logs, while it runs: " + ", ".join(str(path) for path in logs))

@@ -1,4 +1,4 @@
-"""Chapter 4's own tests: each chapter, two processes on one Redis, behind HAProxy over TLS (SPEC.md §4, §17)."""
+"""Chapter 4's own tests: each chapter, two processes on one Redis, behind each proxy over TLS (SPEC.md §4, §17)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,17 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
-from deploy import Deployment, deployed
+from deploy import PROXIES, Deployment, deployed
 from tests.implementations import IMPLEMENTATIONS
 
 TIMEOUT = 5.0
 
 
-@pytest.fixture(params=sorted(IMPLEMENTATIONS))
+@pytest.fixture(params=[(proxy, impl) for proxy in PROXIES for impl in sorted(IMPLEMENTATIONS)], ids="-".join)
 def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
-    with deployed(IMPLEMENTATIONS[request.param], 2, tmp_path) as running:
+    """Two processes of a chapter on one Redis, behind HAProxy or nginx: each test runs with every pair."""
+    proxy, impl = request.param
+    with deployed(IMPLEMENTATIONS[impl], 2, tmp_path, proxy=proxy) as running:
         yield running
 
 

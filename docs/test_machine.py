@@ -74,8 +74,8 @@ def test_a_python_that_cannot_make_the_venv_is_named(tmp_path: Path, script: str
 def test_what_the_tests_need_is_named_with_its_commands(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """With no redis-server, curl, haproxy or browser to be found, `python -m tests.machine` names each, with this
-    system's commands that install them, and how to name a browser."""
+    """With no redis-server, curl, haproxy, nginx or browser to be found, `python -m tests.machine` names each,
+    with this system's commands that install them, and how to name a browser."""
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("PLAYWRIGHT_BROWSERS_PATH", str(tmp_path))  # no Chromium of Playwright's there
     monkeypatch.delenv("CHROMIUM", raising=False)
@@ -84,28 +84,30 @@ def test_what_the_tests_need_is_named_with_its_commands(
     assert machine.main() == 1
     message = capsys.readouterr().err
     assert message == machine.missing_message(machine.NEEDS) + "\n"
-    assert message.startswith("Not found on this machine: redis-server, curl, haproxy, a Chromium-family browser. On ")
+    assert message.startswith(
+        "Not found on this machine: redis-server, curl, haproxy, nginx, a Chromium-family browser. On "
+    )
     assert message.endswith(" Or name a browser you have: CHROMIUM=/path/to/chrome.\n")
 
 
 def test_each_system_gets_its_own_commands() -> None:
-    """Debian installs all four with apt; Ubuntu takes the browser from Playwright (its chromium is a snap); macOS
+    """Debian installs all five with apt; Ubuntu takes the browser from Playwright (its chromium is a snap); macOS
     uses Homebrew and Playwright; elsewhere, the message says what to look for."""
     needs = machine.NEEDS
     sudo = machine.sudo()
     playwright = machine.PLAYWRIGHT
     assert machine.install_commands(needs, "debian") == [
         [*sudo, "apt-get", "update", "-qq"],
-        [*sudo, "apt-get", "install", "-y", "-qq", "redis-server", "curl", "haproxy", "chromium"],
+        [*sudo, "apt-get", "install", "-y", "-qq", "redis-server", "curl", "haproxy", "nginx", "chromium"],
     ]
     assert machine.install_commands(needs, "ubuntu") == [
         [*sudo, "apt-get", "update", "-qq"],
-        [*sudo, "apt-get", "install", "-y", "-qq", "redis-server", "curl", "haproxy"],
+        [*sudo, "apt-get", "install", "-y", "-qq", "redis-server", "curl", "haproxy", "nginx"],
         [*playwright, "--with-deps", "chromium"],
     ]
     assert machine.install_commands([machine.BROWSER], "ubuntu") == [[*playwright, "--with-deps", "chromium"]]
     assert machine.install_commands(needs, "macos") == [
-        ["brew", "install", "redis", "haproxy"],
+        ["brew", "install", "redis", "haproxy", "nginx"],
         [*playwright, "chromium"],
     ]
     assert machine.install_commands(needs, "other") == []

@@ -1,8 +1,8 @@
 """What the tests need from the machine, outside Python: found, installed where the course knows how, or named.
 
 The chapters need none of it (`make run` installs Python packages only). The tests need ``redis-server`` (the
-scale-out tests start their own), ``curl`` (the primer's first command), ``haproxy`` (chapter 4 starts its own,
-in front of the chapters) and a Chromium-family browser for the page's tests (``CHROMIUM=/path/to/browser`` names
+scale-out tests start their own), ``curl`` (the primer's first command), ``haproxy`` and ``nginx`` (chapter 4 starts its
+own, in front of the chapters) and a Chromium-family browser for the page's tests (``CHROMIUM=/path/to/browser`` names
 one). Node.js comes with the Python packages (.venv/bin/node).
 
     python -m tests.machine            what is found, and what is missing with the commands that install it
@@ -110,6 +110,7 @@ class Need:
 REDIS = Need("redis-server", lambda: shutil.which("redis-server") is not None, apt="redis-server", brew="redis")
 CURL = Need("curl", lambda: shutil.which("curl") is not None, apt="curl", brew=None)
 HAPROXY = Need("haproxy", lambda: shutil.which("haproxy") is not None, apt="haproxy", brew="haproxy")
+NGINX = Need("nginx", lambda: shutil.which("nginx") is not None, apt="nginx", brew="nginx")
 BROWSER = Need(
     "a Chromium-family browser",
     has_browser,
@@ -118,7 +119,7 @@ BROWSER = Need(
     ubuntu=[*PLAYWRIGHT, "--with-deps", "chromium"],
     macos=[*PLAYWRIGHT, "chromium"],
 )
-NEEDS = [REDIS, CURL, HAPROXY, BROWSER]
+NEEDS = [REDIS, CURL, HAPROXY, NGINX, BROWSER]
 
 
 def sudo() -> list[str]:
