@@ -9,8 +9,8 @@ import shutil
 import signal
 import ssl
 import subprocess
-import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,6 +61,7 @@ class Deployment:
         self.log_path = run_dir / f"{proxy}.log"
 
     def start(self) -> Deployment:
+        """Certificates, Redis, the processes, then the proxy, once each answers; returns itself."""
         self.make_certificate()
         self.redis.start()
         for worker in self.workers:
@@ -131,6 +132,7 @@ class Deployment:
 def deployed(
     impl: Implementation, workers: int, run_dir: Path, *, port: int = 0, proxy: str = "haproxy"
 ) -> Iterator[Deployment]:
+    """A ``Deployment``, started, and stopped when the block ends (also when it fails)."""
     deployment = Deployment(impl, workers, run_dir, port=port, proxy=proxy)
     try:
         yield deployment.start()
@@ -145,13 +147,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8443)
     parser.add_argument("--proxy", choices=sorted(PROXIES), default="haproxy")
     options = parser.parse_args()
-    stop = False
-
-    def on_signal(signum: int, frame: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda signum, frame: stop.set())
     with tempfile.TemporaryDirectory(prefix="chat-deploy-") as tmp:
         run_dir = Path(tmp)
         impl = IMPLEMENTATIONS[options.impl]
@@ -160,12 +158,7 @@ def main() -> None:
             print(f"Your browser will warn about the certificate: trust {deployment.ca_file}, or accept it once.")
             logs = [deployment.log_path, *(worker.log_path for worker in deployment.workers)]
             print("Logs, while it runs: " + ", ".join(str(path) for path in logs))
-            try:
-                while not stop:
-                    time.sleep(0.5)  # ok-sleep: waiting for Ctrl+C or SIGTERM
-            except KeyboardInterrupt:
-                pass
-    sys.exit(0)
+            stop.wait()  # until Ctrl+C or SIGTERM
 
 
 if __name__ == "__main__":
