@@ -30,7 +30,7 @@ NGINX_CONF = HERE / "nginx.conf"
 PROXIES: dict[str, Need] = {"haproxy": HAPROXY, "nginx": NGINX}
 HOST = "127.0.0.1"
 # Timeouts
-START_TIMEOUT = 10.0  # for HAProxy to answer /healthz through TLS
+START_TIMEOUT = 10.0  # for the proxy to answer /healthz through TLS
 STOP_TIMEOUT = 5.0
 
 
