@@ -65,6 +65,7 @@ async def test_chat_over_wss(deployment: Deployment) -> None:
             message = await next_of(member, "chat.message")
             payload = message["payload"]
             assert isinstance(payload, dict) and (payload["user"], payload["text"]) == ("alice", "hello")
+    assert all("/ws/chat/lobby" in worker.log() for worker in deployment.workers)  # one each: through Redis
 
 
 async def test_other_origins_are_refused(deployment: Deployment) -> None:
