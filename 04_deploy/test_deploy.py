@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx2
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin
 
 from deploy import PROXIES, Deployment, deployed
@@ -75,3 +75,34 @@ async def test_other_origins_are_refused(deployment: Deployment) -> None:
         async with connect(url, ssl=deployment.ssl_context(), origin=Origin("https://evil.example")):
             pass
     assert refused.value.response.status_code == 403
+
+
+async def welcomed(deployment: Deployment, user: str, query: str = "") -> tuple[ClientConnection, dict[str, object]]:
+    """Connect through the proxy, as a page does (its origin, the run's CA), and read the welcome."""
+    url = deployment.url.replace("https://", "wss://") + f"/ws/chat/lobby?token={token(deployment, user)}{query}"
+    ws = await connect(url, ssl=deployment.ssl_context(), origin=Origin(deployment.origin), open_timeout=TIMEOUT)
+    return ws, await next_of(ws, "welcome")
+
+
+async def test_a_killed_process(deployment: Deployment) -> None:
+    """§17 behind the proxy: the process of one member is killed (SIGKILL); the proxy sends every new connection to
+    the other one at once (HAProxy retries it there, nginx tries the next upstream) and the member resumes there:
+    nothing lost, nothing twice."""
+    alice, welcome = await welcomed(deployment, "alice")
+    (killed,) = [worker for worker in deployment.workers if "/ws/chat/lobby" in worker.log()]
+    bob, _ = await welcomed(deployment, "bob")  # on the other process (the proxy balances open connections)
+    await alice.send(json.dumps({"type": "chat.message", "id": "m1", "payload": {"text": "before"}}))
+    assert (await next_of(bob, "chat.message"))["seq"] == 1
+    assert (await next_of(alice, "chat.message"))["seq"] == 1
+    killed.kill()
+    with pytest.raises(ConnectionClosed):
+        await next_of(alice, "chat.message")  # the proxy closes the client's side
+    visitors = [await welcomed(deployment, f"visitor{n}") for n in range(3)]  # no 502 or 503 meanwhile
+    alice, resumed = await welcomed(deployment, "alice", f"&since=1&epoch={welcome['payload']['epoch']}")  # type: ignore[index]
+    assert resumed["payload"]["resumed"] is True  # type: ignore[index]
+    await alice.send(json.dumps({"type": "chat.message", "id": "m2", "payload": {"text": "after"}}))
+    assert (await next_of(alice, "ack"))["seq"] == 2
+    for member in (alice, bob):
+        assert (await next_of(member, "chat.message"))["seq"] == 2
+    for ws in [alice, bob, *(visitor for visitor, _ in visitors)]:
+        await ws.close()
