@@ -11,7 +11,6 @@ import ssl
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import httpx2
 import trustme
 
-from tests.harness import ServerProcess, free_port
+from tests.harness import ServerProcess, free_port, wait_started
 from tests.implementations import IMPLEMENTATIONS, Implementation
 from tests.machine import HAPROXY, NGINX, Need, missing_message
 from tests.redis_server import RedisServer
@@ -97,12 +96,9 @@ class Deployment:
             command = [executable, "-p", str(self.run_dir), "-e", "stderr", "-c", str(config), "-g", "daemon off;"]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT
-        while not self.healthy():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"{self.proxy} did not answer {self.url}/healthz:\n{self.log_path.read_text()}")
-            time.sleep(0.05)  # ok-sleep: polling a process that is starting, bounded by the deadline
+        if not wait_started(self.process, self.healthy, START_TIMEOUT):
+            self.stop()
+            raise RuntimeError(f"{self.proxy} did not answer {self.url}/healthz:\n{self.log_path.read_text()}")
 
     def ssl_context(self) -> ssl.SSLContext:
         """What a client of this deployment trusts: the run's certificate authority."""

@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx2
@@ -20,6 +20,16 @@ SECRET = "conformance-suite-secret-0123456789abcdef"  # every server the suite s
 FAST = {"CHAT_RATE_LIMIT": "100000"}  # settings that move the rate limit (§13.3) out of a test's way
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
+
+
+def wait_started(process: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: float) -> bool:
+    """Poll ``ready`` until it says yes (True), or until ``process`` exits or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)  # ok-sleep: polling a process that is starting, bounded by the deadline
+    return True
 
 
 def free_port() -> int:
@@ -111,14 +121,11 @@ class ServerProcess(Server):
                 start_new_session=True,
                 preexec_fn=self.limit_descriptors if self.descriptors else None,
             )
-        deadline = time.monotonic() + START_TIMEOUT
-        while not self.healthy():
+        if not wait_started(self.process, self.healthy, START_TIMEOUT):
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.process.returncode} on start:\n{self.log()}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"{self.name} did not answer /healthz within {START_TIMEOUT} s:\n{self.log()}")
-            time.sleep(0.05)  # ok-sleep: poll interval while waiting for /healthz, bounded by the deadline
+            self.stop()
+            raise RuntimeError(f"{self.name} did not answer /healthz within {START_TIMEOUT} s:\n{self.log()}")
         return self
 
     def limit_descriptors(self) -> None:

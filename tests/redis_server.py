@@ -5,10 +5,9 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 
-from tests.harness import free_port
+from tests.harness import free_port, wait_started
 from tests.machine import REDIS, missing_message
 
 START_TIMEOUT = 10.0
@@ -42,12 +41,9 @@ class RedisServer:
             command += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.data_dir)]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + START_TIMEOUT
-        while not self.ping():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError(f"redis-server did not start on port {self.port}:\n{self.log_path.read_text()}")
-            time.sleep(0.02)  # ok-sleep: polling a process that is starting, bounded by the deadline
+        if not wait_started(self.process, self.ping, START_TIMEOUT):
+            self.kill()
+            raise RuntimeError(f"redis-server did not start on port {self.port}:\n{self.log_path.read_text()}")
 
     def ping(self) -> bool:
         try:
