@@ -128,6 +128,9 @@ def main() -> None:
         ws_per_message_deflate=False,
         loop="asyncio",  # asyncio's own event loop, as in the other chapters ("auto" would take uvloop if installed)
         log_level=settings.log_level,
+        # The client's address behind a proxy (SPEC.md §16.1): uvicorn's default trusts X-Forwarded-For from 127.0.0.1
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=[str(network) for network in settings.trusted_proxies],
         # Limits
         ws_max_size=settings.max_message_bytes,
         # Timeouts

@@ -33,6 +33,7 @@ from chatcore.hub import SHUTDOWN_TIMEOUT
 from chatcore.limits import HeadGuard, refusal
 from chatcore.protocol import SLOW_CONSUMER
 from chatcore.session import CLOSE_TIMEOUT, WRITE_NOW
+from chatcore.web import client_address
 
 logger = logging.getLogger("chat")
 
@@ -240,7 +241,7 @@ class ChatServer(daphne.server.Server):  # type: ignore[misc]
         """SPEC.md's options over daphne's, whose frames stop at 1 MiB (tests/test_13_limits.py::test_frame_size_limit).
 
         Set here, not by the caller, because ``manage.py runserver`` passes daphne's own."""
-        chat = django_settings.CHAT
+        chat = self.chat = django_settings.CHAT
         kwargs.update(
             # Limits
             websocket_max_message_size=chat.max_message_bytes,
@@ -271,7 +272,13 @@ class ChatServer(daphne.server.Server):  # type: ignore[misc]
             self.on_ready()
 
     def create_application(self, protocol: Any, scope: dict[str, Any]) -> Any:
-        """Give the app ``write_now`` as an ASGI extension: daphne's ``send()`` always awaits (a speed-up, no test)."""
+        """The client's address behind a trusted proxy, for the app and the access log: daphne's own option trusts
+        every peer and takes X-Forwarded-For's *first* entry, which the client writes (test_16_configuration.py::
+        test_client_address_behind_a_proxy). And ``write_now`` as an ASGI extension: daphne's ``send()`` always
+        awaits (a speed-up, no test)."""
+        if scope["client"] is not None:
+            forwarded = [value.decode("latin-1") for name, value in scope["headers"] if name == b"x-forwarded-for"]
+            protocol.client_addr = scope["client"] = list(client_address(self.chat, tuple(scope["client"]), forwarded))
         if isinstance(protocol, ChatWebSocketProtocol):
             scope.setdefault("extensions", {})[WRITE_NOW] = {"write": protocol.write_now}
         return super().create_application(protocol, scope)

@@ -27,6 +27,7 @@ from chatcore.logs import printable, setup_logging
 from chatcore.protocol import BINARY_FRAME, SLOW_CONSUMER, Close, closed_by_peer
 from chatcore.session import CLOSE_TIMEOUT, Session
 from chatcore.settings import Settings
+from chatcore.web import client_address
 from connection import ChatConnection, abort_if_data_followed, close_code, receive
 from routes import forbidden, head_too_large, http_response, parse_cookies
 
@@ -64,7 +65,8 @@ async def create_server(settings: Settings, hub: Hub) -> Server:
         return None  # the library goes on with the handshake, checking Origin against `origins`
 
     async def process_response(websocket: ServerConnection, request: Request, response: Response) -> Response:
-        host, port = websocket.remote_address[:2]
+        forwarded = request.headers.get_all("X-Forwarded-For")
+        host, port = client_address(settings, websocket.remote_address[:2], forwarded)  # SPEC.md §16.1
         method, path = printable(request.method), printable(request.path)
         if await abort_if_data_followed(websocket):  # then the library sends nothing
             access_log.info('%s:%s - "%s %s" dropped: more data followed the request', host, port, method, path)

@@ -54,6 +54,7 @@ class Deployment:
             "CHAT_REDIS_URL": self.redis.url,
             "CHAT_SECRET": self.secret,
             "CHAT_ALLOWED_ORIGINS": f"{self.url},https://localhost:{self.port}",
+            "CHAT_TRUSTED_PROXIES": HOST,  # the proxy's address: its X-Forwarded-For names the client (SPEC §16.1)
         }
         self.workers = [ServerProcess(impl, env, run_dir) for _ in range(workers)]
         self.process: subprocess.Popen[bytes] | None = None  # the proxy's

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from deploy import PROXIES, Deployment, deployed
 from tests.implementations import IMPLEMENTATIONS
 
 TIMEOUT = 5.0
+ADDRESS = re.compile(r" ([0-9.]+):[0-9]+ ")  # a log line's client: host:port
+ALICE, BOB = ("127.0.0.2", 0), ("127.0.0.3", 0)  # loopback addresses of their own, to tell them apart in the logs
 
 
 @pytest.fixture(params=[(proxy, impl) for proxy in PROXIES for impl in sorted(IMPLEMENTATIONS)], ids="-".join)
@@ -50,13 +53,14 @@ async def test_the_page_over_https(deployment: Deployment) -> None:
 
 
 async def test_chat_over_wss(deployment: Deployment) -> None:
-    """§7, §17 through the proxy: two members from the page's https:// origin, each on either process, chat over
-    wss:// (the proxy balances by open connections: the two land on different processes)."""
+    """§7, §16.1, §17 through the proxy: two members from the page's https:// origin, each on either process, chat
+    over wss:// (the proxy balances by open connections: the two land on different processes), and each process's
+    log shows its member's own address (127.0.0.2, 127.0.0.3), not the proxy's."""
     url = deployment.url.replace("https://", "wss://") + "/ws/chat/lobby"
     context, origin = deployment.ssl_context(), Origin(deployment.origin)
     async with (
-        connect(f"{url}?token={token(deployment, 'alice')}", ssl=context, origin=origin) as alice,
-        connect(f"{url}?token={token(deployment, 'bob')}", ssl=context, origin=origin) as bob,
+        connect(f"{url}?token={token(deployment, 'alice')}", ssl=context, origin=origin, local_addr=ALICE) as alice,
+        connect(f"{url}?token={token(deployment, 'bob')}", ssl=context, origin=origin, local_addr=BOB) as bob,
     ):
         await next_of(alice, "welcome")
         await next_of(bob, "welcome")
@@ -65,7 +69,14 @@ async def test_chat_over_wss(deployment: Deployment) -> None:
             message = await next_of(member, "chat.message")
             payload = message["payload"]
             assert isinstance(payload, dict) and (payload["user"], payload["text"]) == ("alice", "hello")
-    assert all("/ws/chat/lobby" in worker.log() for worker in deployment.workers)  # one each: through Redis
+    clients = [  # the addresses in each process's log lines of the handshake
+        {found[1] for line in worker.log().splitlines() if "/ws/chat/lobby" in line and (found := ADDRESS.search(line))}
+        for worker in deployment.workers
+    ]
+    assert sorted(map(sorted, clients)) == [
+        [ALICE[0]],
+        [BOB[0]],
+    ]  # one on each process (the message crossed through Redis)
 
 
 async def test_other_origins_are_refused(deployment: Deployment) -> None:

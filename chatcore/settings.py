@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from collections.abc import Mapping
@@ -11,6 +12,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DEV_SECRET = "dev-secret-change-me-dev-secret-change-me"  # 32+ bytes: HS256 wants a key that long
 # CHAT_REDIS_URL's schemes, as redis-py reads them (chatcore.backend.create_backend)
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +21,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8001
     allowed_origins: frozenset[str] = frozenset()  # empty: the server's own localhost origins
+    trusted_proxies: tuple[Network, ...] = ()  # empty: X-Forwarded-For is ignored
     # Tokens
     secret: str = DEV_SECRET
     token_ttl: int = 3600
@@ -57,6 +60,7 @@ class Settings:
             host=env.get("CHAT_HOST", "127.0.0.1"),
             port=int(_number(env, "CHAT_PORT", default_port, minimum=0, maximum=65535, integer=True)),
             allowed_origins=origins,
+            trusted_proxies=_networks(env, "CHAT_TRUSTED_PROXIES"),
             secret=secret,
             token_ttl=int(_number(env, "CHAT_TOKEN_TTL", 3600, minimum=1, integer=True)),
             history_size=int(_number(env, "CHAT_HISTORY_SIZE", 500, minimum=1, integer=True)),
@@ -90,6 +94,17 @@ class Settings:
         if self.allowed_origins:
             return self.allowed_origins
         return frozenset({f"http://localhost:{port}", f"http://127.0.0.1:{port}"})
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[Network, ...]:
+    networks = []
+    for item in (i.strip() for i in env.get(name, "").split(",")):
+        if item:
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise ValueError(f"{name} must list IP addresses or networks (10.0.0.0/8), got {item!r}.") from None
+    return tuple(networks)
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,3 +64,26 @@ def find_client_file(name: str) -> Path | None:
 
 def health(impl: str) -> dict[str, str]:
     return {"status": "ok", "impl": impl}
+
+
+def client_address(settings: Settings, peer: tuple[str, int], forwarded_for: Iterable[str]) -> tuple[str, int]:
+    """The client's address for the logs (SPEC.md §16.1): the peer's, unless the peer is one of
+    CHAT_TRUSTED_PROXIES; then the last X-Forwarded-For entry that is not (each proxy appends the address it
+    was connected from, so the entries before the last untrusted one are whatever the client sent). The port
+    is 0: a proxy doesn't forward it."""
+    if not trusted(settings, peer[0]):
+        return peer
+    hosts = [host.strip() for value in forwarded_for for host in value.split(",")]
+    for host in reversed(hosts):
+        if not trusted(settings, host):
+            return (host, 0) if host else peer
+    return (hosts[0], 0) if hosts else peer  # a chain of trusted proxies: the first one
+
+
+def trusted(settings: Settings, host: str) -> bool:
+    """Whether ``host`` is one of CHAT_TRUSTED_PROXIES' addresses or in one of its networks."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(address in network for network in settings.trusted_proxies)
