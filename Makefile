@@ -1,7 +1,7 @@
 # One chat protocol, three implementations. `make help` lists what you can do.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help venv install compile-requirements run run-fastapi run-channels run-websockets run-deploy run-cluster chat test pitfalls bench-smoke stress client-test test-running exercise exercise-check docs autobahn bench-quick bench bench-ui lint format clean
+.PHONY: help venv install compile-requirements run run-fastapi run-channels run-websockets run-deploy deploy-drill run-cluster chat test pitfalls bench-smoke stress client-test test-running exercise exercise-check docs autobahn bench-quick bench bench-ui lint format clean
 
 PYTHON ?= python3
 VENV := .venv
@@ -82,6 +82,9 @@ run-channels: venv ## Chapter 2: Django Channels + daphne on 127.0.0.1:8002 (POR
 
 run-websockets: venv ## Chapter 3: the websockets library on 127.0.0.1:8003 (PORT= overrides)
 	CHAT_PORT=$(or $(PORT),8003) $(PY) 03_websockets/server.py
+
+deploy-drill: install ## Chapter 4's drill: each process restarted (SIGTERM), then killed (SIGKILL), in turn, while 20 members chat; counts lost messages (IMPL=, PROXY=, WORKERS=3; SAVE=1 updates 04_deploy/results)
+	$(PY) 04_deploy/drill.py $(if $(IMPL),--impl $(IMPL)) $(if $(PROXY),--proxy $(PROXY)) --workers $(or $(WORKERS),3) $(if $(SAVE),--save 04_deploy/results/drill.json)
 
 run-deploy: install ## Chapter 4: WORKERS processes of IMPL on one Redis, behind HAProxy (PROXY=nginx) over TLS, on https://127.0.0.1:8443
 	@test -n "$(IMPL)" || { echo 'Say which chapter: make run-deploy IMPL=fastapi|channels|websockets WORKERS=2'; exit 2; }

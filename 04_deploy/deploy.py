@@ -111,6 +111,22 @@ class Deployment:
         except httpx2.HTTPError:
             return False
 
+    def wait_routed(self, worker: ServerProcess, timeout: float) -> None:
+        """Wait until the proxy sends new connections to ``worker``, back after a restart (HAProxy once its health
+        check passes; nginx once ``fail_timeout`` has passed): a request through the proxy shows in its log."""
+        assert worker.process is not None
+        if not wait_started(worker.process, lambda: self.routes_to(worker), timeout):
+            raise RuntimeError(f"{self.proxy} sent no request to {worker.url} within {timeout} s")
+
+    def routes_to(self, worker: ServerProcess) -> bool:
+        """Whether a new connection through the proxy goes to ``worker`` (leastconn: the one with fewest)."""
+        probe = secrets.token_hex(8)
+        try:
+            httpx2.get(f"{self.url}/healthz?probe={probe}", verify=self.ssl_context(), timeout=2)
+        except httpx2.HTTPError:
+            return False
+        return probe in worker.log()
+
     def stop(self) -> None:
         """The proxy first (no new connections), then the processes (1001 to every client), then Redis."""
         if self.process is not None and self.process.poll() is None:
