@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import os
 import secrets
 import shutil
@@ -10,7 +12,6 @@ import signal
 import ssl
 import subprocess
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +32,7 @@ HOST = "127.0.0.1"
 # Timeouts
 START_TIMEOUT = 10.0  # for the proxy to answer /healthz through TLS
 STOP_TIMEOUT = 5.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Deployment:
@@ -153,6 +155,16 @@ def deployed(
         deployment.stop()
 
 
+async def until_stopped() -> None:
+    """Until Ctrl+C or SIGTERM. (Not ``threading.Event.set`` in a signal handler, as this script did: a signal
+    that arrives while the main thread holds the event's lock, waking up from an earlier one, deadlocks it, and
+    what it started runs on. Seen once, SIGTERM coming from ``timeout`` and ``pkill`` at once.)"""
+    stop = asyncio.Event()
+    for signum in STOP_SIGNALS:
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    await stop.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--impl", choices=sorted(IMPLEMENTATIONS), default="fastapi")
@@ -160,10 +172,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8443)
     parser.add_argument("--proxy", choices=sorted(PROXIES), default="haproxy")
     options = parser.parse_args()
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda signum, frame: stop.set())
-    with tempfile.TemporaryDirectory(prefix="chat-deploy-") as tmp:
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl+C while starting: stop what has started
+    with contextlib.suppress(KeyboardInterrupt), tempfile.TemporaryDirectory(prefix="chat-deploy-") as tmp:
         run_dir = Path(tmp)
         impl = IMPLEMENTATIONS[options.impl]
         with deployed(impl, options.workers, run_dir, port=options.port, proxy=options.proxy) as deployment:
@@ -171,7 +181,9 @@ def main() -> None:
             print(f"Your browser will warn about the certificate: trust {deployment.ca_file}, or accept it once.")
             logs = [deployment.log_path, *(worker.log_path for worker in deployment.workers)]
             print("Logs, while it runs: " + ", ".join(str(path) for path in logs))
-            stop.wait()  # until Ctrl+C or SIGTERM
+            asyncio.run(until_stopped())
+            for signum in STOP_SIGNALS:  # a second Ctrl+C must not cut the clean-up short
+                signal.signal(signum, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

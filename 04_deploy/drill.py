@@ -30,7 +30,7 @@ from tests.implementations import IMPLEMENTATIONS
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "drill.json"
-MODES = {"restart": signal.SIGTERM, "kill": signal.SIGKILL}
+MODES = {"restart": "SIGTERM, restarted", "kill": "SIGKILL, restarted"}  # what the drill does to each process
 # Timeouts
 OPEN_TIMEOUT = 5.0  # for a member's handshake through the proxy
 STOP_TIMEOUT = 15.0  # for a process to end after SIGTERM (SPEC.md §14: 1001 to everyone, then exit)
@@ -43,7 +43,7 @@ RETRY_LIMITED = 0.5  # after a rate_limited error (SPEC.md §13.3)
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """What one drill measured. ``lost``, ``duplicated`` and ``reordered`` must be 0."""
+    """What one drill measured. ``lost``, ``duplicated``, ``reordered`` and ``not_resumed`` must be 0."""
 
     impl: str
     proxy: str
@@ -124,6 +124,8 @@ class Member:
             case "welcome":
                 if self.since is not None and not frame["payload"]["resumed"]:
                     self.not_resumed += 1
+                if self.since is None:  # the first: what came before it is not for this member
+                    self.since = frame["payload"]["seq"]
                 self.epoch = frame["payload"]["epoch"]
             case "chat.message":
                 self.received.append((frame["seq"], frame["payload"]["id"], now))
@@ -143,6 +145,14 @@ class Member:
     def send_soon(self, ws: ClientConnection, text: str) -> None:
         task = asyncio.ensure_future(ws.send(text))
         task.add_done_callback(lambda task: task.cancelled() or task.exception())  # closed: resent on reconnecting
+
+    async def write_steadily(self, rate: float) -> None:
+        """Write ``rate`` messages a second, on a steady clock that starts at a random point of the first second."""
+        loop = asyncio.get_running_loop()
+        start = loop.time() + random.random() / rate
+        for n in itertools.count():
+            await asyncio.sleep(max(0.0, start + n / rate - loop.time()))
+            await self.write(n)
 
     async def write(self, n: int) -> None:
         """Write message ``n``: into the outbox, and onto the connection if there is one."""
@@ -183,7 +193,9 @@ class Drill:
         connections = [asyncio.create_task(m.stay_connected(w)) for m, w in zip(self.members, welcomed, strict=True)]
         async with asyncio.timeout(OPEN_TIMEOUT * 2):
             await asyncio.gather(*(w.wait() for w in welcomed))
-        writing = asyncio.create_task(self.write())
+        # Each member writes on a clock of its own: a send that waits (on a connection that is closing) holds up
+        # that member alone, as with people chatting.
+        writing = [asyncio.create_task(member.write_steadily(self.rate)) for member in self.members]
         start = time.monotonic()
         try:
             for worker in [*self.deployment.workers, None]:
@@ -191,7 +203,8 @@ class Drill:
                 if worker is not None:
                     await asyncio.to_thread(self.apply, worker)
         finally:
-            writing.cancel()
+            for task in writing:
+                task.cancel()
         end = time.monotonic()
         with contextlib.suppress(TimeoutError):  # what is missing then is counted as lost
             await self.caught_up(self.seq(), drained=True)
@@ -199,17 +212,6 @@ class Drill:
             await member.finish(connection)
         await asyncio.gather(*connections, return_exceptions=True)
         return self.report(start, end)
-
-    async def write(self) -> None:
-        """Every member writes at ``rate``, on a steady clock (not after each other's turn)."""
-        loop, n = asyncio.get_running_loop(), 0
-        start = loop.time()
-        offsets = [random.random() / self.rate for _ in self.members]
-        while True:
-            for member, offset in sorted(zip(self.members, offsets, strict=True), key=lambda pair: pair[1]):
-                await asyncio.sleep(max(0.0, start + (n + offset) / self.rate - loop.time()))
-                await member.write(n)
-            n += 1
 
     def apply(self, worker: ServerProcess) -> None:
         """SIGTERM (and wait for the exit) or SIGKILL, start it again on its port, wait until the proxy uses it."""
@@ -308,14 +310,13 @@ COLUMNS = {
     "longest_gap": "longest gap, s",
     "longest_ack": "longest ack, s",
 }
-MODE_NAMES = {"restart": "SIGTERM, restarted", "kill": "SIGKILL, restarted"}
 
 
 def table(reports: list[Report]) -> list[str]:
     """A Markdown table of ``reports``, one row each."""
     lines = ["| " + " | ".join(COLUMNS.values()) + " |", "|" + " --- |" * len(COLUMNS)]
     for report in reports:
-        values = asdict(report) | {"mode": MODE_NAMES[report.mode]}
+        values = asdict(report) | {"mode": MODES[report.mode]}
         lines.append("| " + " | ".join(str(values[name]) for name in COLUMNS) + " |")
     return lines
 
@@ -345,7 +346,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="chat-drill-") as tmp:
             report = drill(impl, Path(tmp), proxy=proxy, mode=mode, **sizes)
         reports.append(report)
-        print(f"{impl} behind {proxy}, {MODE_NAMES[mode]}: {'clean' if report.clean() else 'NOT CLEAN'}", flush=True)
+        print(f"{impl} behind {proxy}, {MODES[mode]}: {'clean' if report.clean() else 'NOT CLEAN'}", flush=True)
     print("\n".join(table(reports)))
     if options.save:
         run = {"date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count(), **sizes}

@@ -5,19 +5,25 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
+import psutil
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin
 
 from deploy import PROXIES, Deployment, deployed
+from tests.harness import free_port
 from tests.implementations import IMPLEMENTATIONS
 
 TIMEOUT = 5.0
+STOP_TIMEOUT = 15.0  # deploy.py stops the proxy (5 s at most), the processes (SPEC.md §14: 5 s), then Redis
 ADDRESS = re.compile(r" ([0-9.]+):[0-9]+ ")  # a log line's client: host:port
 ALICE, BOB = ("127.0.0.2", 0), ("127.0.0.3", 0)  # loopback addresses of their own, to tell them apart in the logs
 
@@ -117,3 +123,26 @@ async def test_a_killed_process(deployment: Deployment) -> None:
         assert (await next_of(member, "chat.message"))["seq"] == 2
     for ws in [alice, bob, *(visitor for visitor, _ in visitors)]:
         await ws.close()
+
+
+def test_stopping_stops_everything() -> None:
+    """`make run-deploy`: SIGTERM, twice in a row as an impatient process manager sends it, stops the proxy, the
+    processes and Redis, and the script exits without a traceback."""
+    script = Path(__file__).with_name("deploy.py")
+    command = [sys.executable, str(script), "--impl", "websockets", "--port", str(free_port())]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert process.stdout is not None
+        printed = [process.stdout.readline() for _ in range(3)]
+        assert printed[2].startswith("Logs, while it runs:"), printed
+        started = psutil.Process(process.pid).children(recursive=True)
+        assert sorted(child.name() for child in started) == ["haproxy", "python", "python", "redis-server"]
+        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(STOP_TIMEOUT) == 0
+        assert "Traceback" not in process.stdout.read()
+        _, alive = psutil.wait_procs(started, timeout=STOP_TIMEOUT)
+        assert alive == []
+    finally:
+        if process.poll() is None:
+            process.kill()

@@ -19,6 +19,7 @@ changed is left for you to edit (run it again after), since only you know which 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import re
 import sys
@@ -185,7 +186,25 @@ def code_lines(lines: list[str]) -> Iterator[str]:
             yield line
 
 
-GENERATORS: dict[str, Callable[[], list[str]]] = {"glue-lines": glue_lines, **AUTOBAHN_BLOCKS}
+def drill_results() -> list[str]:
+    """Chapter 4's drill, from its committed reports (04_deploy/results/drill.json), in drill.py's own table."""
+    sys.path.insert(0, str(ROOT / "04_deploy"))  # drill.py imports deploy.py, its neighbour: scripts of that folder
+    drill = importlib.import_module("drill")
+    run, reports = drill.load()
+    return [
+        f"{run['date']}, {run['cores']} cores, everything on one machine: {run['workers']} processes, "
+        f"{run['members']} members writing {run['rate']:g} messages a second each, a process every {run['between']} "
+        "messages (`make deploy-drill SAVE=1`).",
+        "",
+        *drill.table(reports),
+    ]
+
+
+GENERATORS: dict[str, Callable[[], list[str]]] = {
+    "glue-lines": glue_lines,
+    "drill": drill_results,
+    **AUTOBAHN_BLOCKS,
+}
 
 
 def blocks(doc: Path) -> Iterator[tuple[str, int, int]]:

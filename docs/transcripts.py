@@ -95,7 +95,7 @@ def differences(command: Command, actual: list[str]) -> list[str]:
 def start(command: Command, port: int, timeout: float = 60) -> list[str]:
     """A command that runs until stopped (a server): its first lines, as many as the transcript shows, then it is
     stopped with SIGTERM. ``make`` commands get ``PORT=port``; the port is shown as the transcript's again."""
-    shown = re.search(r"PORT=(\d+)|:(800\d)", "\n".join(command.expected))
+    shown = re.search(r"PORT=(\d+)|:(800\d|8443)", "\n".join(command.expected))
     assert shown, f"{command.where}: the transcript shows no port"
     port_shown = shown[1] or shown[2]
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("CHAT_", "MAKE", "MFLAGS"))}

@@ -35,6 +35,11 @@ class Message(NamedTuple):
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    yield from chromium()
+
+
+def chromium() -> Iterator[Browser]:
+    """The machine's Chromium, launched by Playwright (make install finds or installs it: tests/machine.py)."""
     try:
         executable = machine.browser()  # CHROMIUM, or the one make install found or installed
     except machine.BrowserNotFound as exc:
@@ -51,8 +56,11 @@ def browser() -> Iterator[Browser]:
 class ChatPage:
     """One person at the chat page, in a browser context of their own (their own cookie), using the keyboard."""
 
-    def __init__(self, browser: Browser, url: str, viewport: dict[str, int] | None = None) -> None:
-        self.context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
+    def __init__(
+        self, browser: Browser, url: str, viewport: dict[str, int] | None = None, *, ignore_https_errors: bool = False
+    ) -> None:
+        """``ignore_https_errors``: trust any certificate (chapter 4's, made for the run by its own authority)."""
+        self.context = browser.new_context(viewport=viewport, ignore_https_errors=ignore_https_errors)  # type: ignore[arg-type]
         self.page: Page = self.context.new_page()
         self.errors: list[str] = []
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))  # an uncaught exception
