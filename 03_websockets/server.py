@@ -67,7 +67,7 @@ async def create_server(settings: Settings, hub: Hub) -> Server:
     async def process_response(websocket: ServerConnection, request: Request, response: Response) -> Response:
         forwarded = request.headers.get_all("X-Forwarded-For")
         host, port = client_address(settings, websocket.remote_address[:2], forwarded)  # SPEC.md §16.1
-        method, path = printable(request.method), printable(request.path)
+        host, method, path = printable(host), printable(request.method), printable(request.path)
         if await abort_if_data_followed(websocket):  # then the library sends nothing
             access_log.info('%s:%s - "%s %s" dropped: more data followed the request', host, port, method, path)
             return response

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import secrets
@@ -155,14 +154,12 @@ def deployed(
         deployment.stop()
 
 
-async def until_stopped() -> None:
-    """Until Ctrl+C or SIGTERM. (Not ``threading.Event.set`` in a signal handler, as this script did: a signal
-    that arrives while the main thread holds the event's lock, waking up from an earlier one, deadlocks it, and
-    what it started runs on. Seen once, SIGTERM coming from ``timeout`` and ``pkill`` at once.)"""
-    stop = asyncio.Event()
-    for signum in STOP_SIGNALS:
-        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-    await stop.wait()
+def stop_once(signum: int, frame: object) -> None:
+    """The first Ctrl+C or SIGTERM stops everything (as KeyboardInterrupt, also while starting); the next ones are
+    ignored, so that they cannot cut the clean-up short and leave the proxy, the processes or Redis running."""
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def main() -> None:
@@ -172,7 +169,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8443)
     parser.add_argument("--proxy", choices=sorted(PROXIES), default="haproxy")
     options = parser.parse_args()
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl+C while starting: stop what has started
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, stop_once)
     with contextlib.suppress(KeyboardInterrupt), tempfile.TemporaryDirectory(prefix="chat-deploy-") as tmp:
         run_dir = Path(tmp)
         impl = IMPLEMENTATIONS[options.impl]
@@ -181,9 +179,8 @@ def main() -> None:
             print(f"Your browser will warn about the certificate: trust {deployment.ca_file}, or accept it once.")
             logs = [deployment.log_path, *(worker.log_path for worker in deployment.workers)]
             print("Logs, while it runs: " + ", ".join(str(path) for path in logs))
-            asyncio.run(until_stopped())
-            for signum in STOP_SIGNALS:  # a second Ctrl+C must not cut the clean-up short
-                signal.signal(signum, signal.SIG_IGN)
+            while True:
+                signal.pause()  # until Ctrl+C or SIGTERM
 
 
 if __name__ == "__main__":

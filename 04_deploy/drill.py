@@ -36,7 +36,8 @@ OPEN_TIMEOUT = 5.0  # for a member's handshake through the proxy
 STOP_TIMEOUT = 15.0  # for a process to end after SIGTERM (SPEC.md §14: 1001 to everyone, then exit)
 ROUTED_TIMEOUT = 15.0  # for the proxy to send new connections to a process that came back
 SETTLE_TIMEOUT = 30.0  # after the last message, for every outbox to drain and every member to catch up
-# A member's reconnection delays: at once, then doubling with jitter, as the shared client does
+# A member's reconnection delays: 0.025 to 0.075 s, then doubling, with jitter (the shared client's are longer: 0.5
+# to 1 s at first, so that a thousand pages do not come back in the same millisecond)
 FIRST_RETRY, LONGEST_RETRY = 0.05, 1.0
 RETRY_LIMITED = 0.5  # after a rate_limited error (SPEC.md §13.3)
 
@@ -191,26 +192,32 @@ class Drill:
                 self.members.append(Member(self.deployment, self.room, user, token, self.progress))
         welcomed = [asyncio.Event() for _ in self.members]
         connections = [asyncio.create_task(m.stay_connected(w)) for m, w in zip(self.members, welcomed, strict=True)]
-        async with asyncio.timeout(OPEN_TIMEOUT * 2):
-            await asyncio.gather(*(w.wait() for w in welcomed))
-        # Each member writes on a clock of its own: a send that waits (on a connection that is closing) holds up
-        # that member alone, as with people chatting.
-        writing = [asyncio.create_task(member.write_steadily(self.rate)) for member in self.members]
-        start = time.monotonic()
+        writing: list[asyncio.Task[None]] = []
         try:
+            async with asyncio.timeout(OPEN_TIMEOUT * 2):
+                await asyncio.gather(*(w.wait() for w in welcomed))
+            # Each member writes on a clock of its own: a send that waits (on a connection that is closing) holds
+            # up that member alone, as with people chatting.
+            writing = [asyncio.create_task(member.write_steadily(self.rate)) for member in self.members]
+            start = time.monotonic()
             for worker in [*self.deployment.workers, None]:
                 await self.caught_up(self.seq() + self.between)  # before each step, this many more messages
                 if worker is not None:
                     await asyncio.to_thread(self.apply, worker)
-        finally:
+            end = time.monotonic()
             for task in writing:
                 task.cancel()
-        end = time.monotonic()
-        with contextlib.suppress(TimeoutError):  # what is missing then is counted as lost
-            await self.caught_up(self.seq(), drained=True)
-        for member, connection in zip(self.members, connections, strict=True):
-            await member.finish(connection)
-        await asyncio.gather(*connections, return_exceptions=True)
+            with contextlib.suppress(TimeoutError):  # what is missing then is counted as lost
+                await self.caught_up(self.seq(), drained=True)
+        finally:  # also when something failed: no member goes on in the background
+            for task in writing:
+                task.cancel()
+            for member, connection in zip(self.members, connections, strict=True):
+                await member.finish(connection)
+            await asyncio.gather(*connections, *writing, return_exceptions=True)
+        failures = [task.exception() for task in [*connections, *writing] if not task.cancelled()]
+        if any(failures):  # a member that stopped early would make a smaller drill look clean
+            raise RuntimeError(f"a member failed: {failures}")
         return self.report(start, end)
 
     def apply(self, worker: ServerProcess) -> None:
@@ -230,10 +237,14 @@ class Drill:
     async def caught_up(self, seq: int, *, drained: bool = False) -> None:
         """Wait until every member has received ``seq``, checked at each frame any member receives; if ``drained``,
         also until every message written is acked, and every member has received every acked message."""
-        async with asyncio.timeout(SETTLE_TIMEOUT):
-            while not self.heard(seq, drained=drained):
-                self.progress.clear()
-                await self.progress.wait()
+        try:
+            async with asyncio.timeout(SETTLE_TIMEOUT):
+                while not self.heard(seq, drained=drained):
+                    self.progress.clear()
+                    await self.progress.wait()
+        except TimeoutError:
+            behind = [m.user for m in self.members if (m.since or 0) < seq or (drained and m.outbox)]
+            raise TimeoutError(f"{', '.join(behind)} not caught up with seq {seq} in {SETTLE_TIMEOUT} s") from None
 
     def heard(self, seq: int, *, drained: bool) -> bool:
         if drained:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from deploy import PROXIES, Deployment, deployed
-from drill import MODES, Drill
+from drill import MODES, Drill, Member
 from tests.implementations import IMPLEMENTATIONS
 
 MEMBERS, RATE, BETWEEN = 4, 5.0, 20  # four members, 20 messages a second in all, a restart each second
@@ -32,3 +34,33 @@ async def test_drill(deployment: Deployment, mode: str) -> None:
     assert (report.lost, report.duplicated, report.reordered, report.not_resumed) == (0, 0, 0, 0), report
     assert report.sent == report.acked == report.delivered > 0, report
     assert report.errors == 0, report
+
+
+def received(*messages: tuple[int, str]) -> list[tuple[int, str, float]]:
+    return [(seq, msg_id, 0.1 * n) for n, (seq, msg_id) in enumerate(messages, 1)]
+
+
+@pytest.mark.parametrize(
+    ("second", "counts"),
+    [
+        (received((1, "a-0"), (2, "a-1")), (0, 0, 0)),
+        (received((1, "a-0")), (1, 0, 0)),  # a message missing
+        (received((1, "a-0"), (1, "a-0"), (2, "a-1")), (0, 1, 0)),  # a seq twice
+        (received((2, "a-1"), (1, "a-0")), (0, 0, 1)),  # out of order
+        (received((1, "a-0"), (2, "a-1"), (3, "a-1")), (0, 1, 0)),  # a message committed twice
+    ],
+    ids=["clean", "lost", "duplicated", "reordered", "committed-twice"],
+)
+def test_the_drill_counts(second: list[tuple[int, str, float]], counts: tuple[int, int, int]) -> None:
+    """The drill's report finds what it is there to find: two members, the first writes two messages and
+    receives them; what the second receives is lost, duplicated or reordered."""
+    deployment: Any = SimpleNamespace(impl=SimpleNamespace(name="fastapi"), proxy="haproxy", workers=[None, None])
+    drill = Drill(deployment, members=2, rate=1.0, mode="restart", between=1)
+    for user, messages in (("a", received((1, "a-0"), (2, "a-1"))), ("b", second)):
+        member = Member(deployment, drill.room, user, "token", drill.progress)
+        member.received = messages
+        drill.members.append(member)
+    drill.members[0].written = {"a-0": 0.0, "a-1": 0.0}
+    report = drill.report(start=0.0, end=1.0)
+    assert (report.lost, report.duplicated, report.reordered) == counts
+    assert report.clean() == (counts == (0, 0, 0))

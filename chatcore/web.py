@@ -67,17 +67,31 @@ def health(impl: str) -> dict[str, str]:
 
 
 def client_address(settings: Settings, peer: tuple[str, int], forwarded_for: Iterable[str]) -> tuple[str, int]:
-    """The client's address for the logs (SPEC.md §16.1): the peer's, unless the peer is one of
-    CHAT_TRUSTED_PROXIES; then the last X-Forwarded-For entry that is not (each proxy appends the address it
-    was connected from, so the entries before the last untrusted one are whatever the client sent). The port
-    is 0: a proxy doesn't forward it."""
+    """The client's address for the logs (SPEC.md §16.1), as uvicorn's ``ProxyHeadersMiddleware`` finds it: the
+    peer's, unless the peer is one of CHAT_TRUSTED_PROXIES; then the last X-Forwarded-For entry that is not (each
+    proxy appends the address it was connected from, so the entries before the last untrusted one are whatever the
+    client sent), with the port the entry gives, or 0."""
     if not trusted(settings, peer[0]):
         return peer
-    hosts = [host.strip() for value in forwarded_for for host in value.split(",")]
-    for host in reversed(hosts):
+    entries = [entry.strip() for value in forwarded_for for entry in value.split(",")]
+    for entry in reversed(entries):
+        host, port = host_and_port(entry)
         if not trusted(settings, host):
-            return (host, 0) if host else peer
-    return (hosts[0], 0) if hosts else peer  # a chain of trusted proxies: the first one
+            return (host, port) if host else peer
+    return host_and_port(entries[0]) if entries else peer  # a chain of trusted proxies: the first one
+
+
+def host_and_port(entry: str) -> tuple[str, int]:
+    """``203.0.113.7``, ``203.0.113.7:4711``, ``[2001:db8::1]:4711``: the host, and the port or 0."""
+    if entry.startswith("["):
+        host, bracket, rest = entry[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            return entry, 0
+        return host, int(rest[1:]) if rest[1:].isdigit() else 0
+    if entry.count(":") == 1:  # IPv4 and a port (more colons: an IPv6 address)
+        host, port = entry.split(":")
+        return (host, int(port)) if port.isdigit() else (entry, 0)
+    return entry, 0
 
 
 def trusted(settings: Settings, host: str) -> bool:
