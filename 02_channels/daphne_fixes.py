@@ -276,7 +276,7 @@ class ChatServer(daphne.server.Server):  # type: ignore[misc]
         every peer and takes X-Forwarded-For's *first* entry, which the client writes (test_16_configuration.py::
         test_client_address_behind_a_proxy). And ``write_now`` as an ASGI extension: daphne's ``send()`` always
         awaits (a speed-up, no test)."""
-        if scope["client"] is not None:
+        if self.chat.trusted_proxies and scope["client"] is not None:
             forwarded = [value.decode("latin-1") for name, value in scope["headers"] if name == b"x-forwarded-for"]
             protocol.client_addr = scope["client"] = list(client_address(self.chat, tuple(scope["client"]), forwarded))
         if isinstance(protocol, ChatWebSocketProtocol):

@@ -96,6 +96,8 @@ def host_and_port(entry: str) -> tuple[str, int]:
 
 def trusted(settings: Settings, host: str) -> bool:
     """Whether ``host`` is one of CHAT_TRUSTED_PROXIES' addresses or in one of its networks."""
+    if not settings.trusted_proxies:
+        return False
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
