@@ -30,7 +30,8 @@ help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-20s %s\n", $$1, $$2}'
 	@echo
 	@echo "  Variables: IMPL=fastapi|channels|websockets (test one implementation), PORT=9000 (run on another port),"
-	@echo "             NAME=alice ROOM=lobby (chat), N=1 (exercise), WORKERS=2 (run-cluster, run-deploy), PROXY=nginx (run-deploy),"
+	@echo "             NAME=alice ROOM=lobby (chat), N=1 (exercise), WORKERS=2 (run-cluster, run-deploy, deploy-drill),"
+	@echo "             PROXY=nginx (run-deploy, deploy-drill), SAVE=1 (deploy-drill),"
 	@echo "             CHAT_SERVER_URL=http://host:port (test-running),"
 	@echo "             PYTHON=python3.12 (the Python that makes .venv: 3.11 or newer; make clean to change it),"
 	@echo "             CHROMIUM=/path/to/chrome (the browser of the page's tests: see tests/machine.py),"
