@@ -106,9 +106,10 @@ class Deployment:
         """What a client of this deployment trusts: the run's certificate authority."""
         return ssl.create_default_context(cafile=str(self.ca_file))
 
-    def healthy(self) -> bool:
+    def healthy(self, query: str = "") -> bool:
+        """Whether ``/healthz`` answers 200 through the proxy (``query``: to find the request in a process's log)."""
         try:
-            return httpx2.get(f"{self.url}/healthz", verify=self.ssl_context(), timeout=2).status_code == 200
+            return httpx2.get(f"{self.url}/healthz{query}", verify=self.ssl_context(), timeout=2).status_code == 200
         except httpx2.HTTPError:
             return False
 
@@ -122,11 +123,7 @@ class Deployment:
     def routes_to(self, worker: ServerProcess) -> bool:
         """Whether a new connection through the proxy goes to ``worker`` (leastconn: the one with fewest)."""
         probe = secrets.token_hex(8)
-        try:
-            httpx2.get(f"{self.url}/healthz?probe={probe}", verify=self.ssl_context(), timeout=2)
-        except httpx2.HTTPError:
-            return False
-        return probe in worker.log()
+        return self.healthy(f"?probe={probe}") and probe in worker.log()
 
     def stop(self) -> None:
         """The proxy first (no new connections), then the processes (1001 to every client), then Redis."""
